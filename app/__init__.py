@@ -1,0 +1,1 @@
+"""Gradio app and `redex` command line: thin handlers over engine/ and visualizers/."""

@@ -1,0 +1,72 @@
+"""Gradio Blocks app: one tab per family, discovered from :mod:`app.tabs`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import threading
+from types import ModuleType
+
+import gradio as gr
+
+import app.tabs
+
+__all__ = ["tab_modules", "build_app", "main"]
+
+CSS = """
+.caption {font-size: 0.95rem;}
+footer {visibility: hidden}
+"""
+
+
+def tab_modules() -> list[ModuleType]:
+    mods = []
+    for info in pkgutil.iter_modules(app.tabs.__path__):
+        mod = importlib.import_module(f"app.tabs.{info.name}")
+        if hasattr(mod, "build_tab"):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: (getattr(m, "TAB_ORDER", 100), m.__name__))
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="Redundancy Explorer") as demo:
+        gr.Markdown(
+            "# Redundancy Explorer\n"
+            "See redundancy in neural networks and data, apply the methods that remove it, compare them."
+        )
+        for mod in tab_modules():
+            with gr.Tab(mod.TAB_TITLE, id=mod.__name__.rsplit(".", 1)[-1]):
+                mod.build_tab()
+    return demo
+
+
+def _warmup() -> None:
+    for mod in tab_modules():
+        fn = getattr(mod, "warmup", None)
+        if fn is not None:
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - warm-up is best effort
+                logging.getLogger("redex.app").warning("warm-up of %s failed: %s", mod.__name__, e)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Launch the Redundancy Explorer web app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--no-warmup", action="store_true", help="skip loading models at start-up")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    demo = build_app()
+    if not args.no_warmup:
+        threading.Thread(target=_warmup, daemon=True).start()
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=args.host, server_port=args.port, show_error=True, css=CSS, footer_links=[]
+    )
+
+
+if __name__ == "__main__":
+    main()

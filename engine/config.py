@@ -1,0 +1,58 @@
+"""Size caps and defaults in one place (DESIGN.md: "cap sizes in one config place").
+
+Every boundary (app handlers, CLI, engine entry points) checks against these numbers, so raising a cap for
+a bigger machine is a one-line change. Values can be overridden with environment variables of the same name
+prefixed by ``REDEX_`` (for example ``REDEX_MAX_TEXT_CHARS=5000000``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["Limits", "LIMITS", "cache_dir", "allow_network"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    # text
+    max_text_chars: int = 2_000_000  # pasted or uploaded text, characters
+    max_upload_bytes: int = 50_000_000  # any uploaded file
+    # layer scans (LLM-Drop)
+    min_samples: int = 1
+    max_samples: int = 256  # calibration windows per scan
+    min_seq_len: int = 8
+    max_seq_len: int = 2048  # tokens per window
+    max_scan_tokens: int = 256 * 2048  # samples x seq_len
+    max_eval_tokens: int = 16_384  # held-out tokens for perplexity
+    max_new_tokens: int = 64  # generation sample length
+    # graphs
+    max_graph_edges: int = 2_000_000
+    max_drawn_elements: int = 3_000
+    # 3D Gaussians
+    max_gaussians: int = 3_000_000
+
+
+def _from_env() -> Limits:
+    values = {}
+    for f in fields(Limits):
+        raw = os.environ.get("REDEX_" + f.name.upper())
+        if raw is not None:
+            values[f.name] = type(f.default)(raw)
+    return Limits(**values)
+
+
+LIMITS = _from_env()
+
+
+def cache_dir() -> Path:
+    """Directory for on-disk caches (converted weights, cached results). ``REDEX_CACHE_DIR`` overrides."""
+    path = Path(os.environ.get("REDEX_CACHE_DIR", Path.home() / ".cache" / "redex"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def allow_network() -> bool:
+    """Hub downloads are off unless the user opts in (``REDEX_ALLOW_NETWORK=1``) or passes it per request."""
+    return os.environ.get("REDEX_ALLOW_NETWORK", "0").lower() in {"1", "true", "yes"}
