@@ -1,0 +1,412 @@
+"""Graph input: an undirected simple :class:`Graph` from built-ins, generators or an uploaded edge list.
+
+Every source ends in :func:`from_edges`, which maps arbitrary ids to ``0..n-1``, drops self-loops and
+duplicate (or reversed) edges, and records a notice for each thing it changed, so the app and the CLI can
+tell the user exactly what was read. Sizes are capped by :data:`engine.config.LIMITS` (``max_graph_edges``,
+``max_upload_bytes``); every bad input raises :class:`engine.registry.InputError` with a message naming it.
+
+Generators are vectorised (R-MAT, SBM) so a million-edge graph is built in about a second; Barabási–Albert
+and LFR use networkx and are capped lower because networkx builds them in Python.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from engine.config import LIMITS
+from engine.registry import InputError
+from engine.results import fingerprint
+
+__all__ = [
+    "Graph",
+    "BUILTINS",
+    "GENERATORS",
+    "from_edges",
+    "builtin",
+    "generate",
+    "rmat",
+    "sbm",
+    "parse_edge_list",
+    "load_edge_list",
+]
+
+MIN_EDGES = 2  # a summary of one edge is meaningless (log2 |V| = 1 bit); ask for a real graph
+MIN_NODES = 3
+
+
+@dataclass
+class Graph:
+    """An undirected simple graph on nodes ``0..n-1``.
+
+    Attributes
+    ----------
+    n : int
+        Number of nodes.
+    edges : ndarray, shape [m, 2], int64
+        Each undirected edge once, ``edges[:, 0] < edges[:, 1]``, sorted.
+    name : str
+        Where it came from (``"karate"``, ``"rmat(m=100000, seed=0)"``, the file name).
+    labels : ndarray [n] of str, or None
+        Original node ids when they were not ``0..n-1``.
+    notices : list of str
+        What the loader changed (self-loops, duplicates, ignored weights, mapped ids).
+    """
+
+    n: int
+    edges: np.ndarray
+    name: str = "graph"
+    labels: np.ndarray | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def m(self) -> int:
+        return int(self.edges.shape[0])
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint("graph", self.n, self.edges)
+
+    @cached_property
+    def adjacency(self) -> sp.csr_matrix:
+        """Symmetric 0/1 CSR adjacency, shape [n, n], int8."""
+        u, v = self.edges[:, 0], self.edges[:, 1]
+        data = np.ones(2 * self.m, dtype=np.int8)
+        a = sp.csr_matrix((data, (np.r_[u, v], np.r_[v, u])), shape=(self.n, self.n))
+        a.sort_indices()
+        return a
+
+    def degrees(self) -> np.ndarray:
+        return np.bincount(self.edges.ravel(), minlength=self.n)
+
+    def label(self, i: int) -> str:
+        return str(self.labels[i]) if self.labels is not None else str(i)
+
+
+def from_edges(u, v, *, n: int | None = None, name: str = "graph", notices: list[str] | None = None) -> Graph:
+    """Build a :class:`Graph` from two id arrays (any hashable ids), undirected and simple.
+
+    Ids that are not already ``0..n-1`` integers are mapped (``labels`` keeps the originals). Self-loops and
+    duplicate or reversed edges are removed, each with a notice. Raises :class:`InputError` for graphs that
+    are too small or over ``LIMITS.max_graph_edges``.
+    """
+    notices = list(notices or [])
+    u = np.asarray(u)
+    v = np.asarray(v)
+    if u.shape != v.shape or u.ndim != 1:
+        raise InputError("edge endpoints must be two 1-D arrays of the same length")
+    if u.size > 4 * LIMITS.max_graph_edges:
+        raise InputError(f"{u.size:,} edges is over the cap of {LIMITS.max_graph_edges:,} edges")
+    labels = None
+    if u.dtype.kind in "iu" and (n is not None or u.size == 0 or min(u.min(), v.min()) >= 0):
+        u = u.astype(np.int64)
+        v = v.astype(np.int64)
+        if n is None:
+            ids, inv = np.unique(np.r_[u, v], return_inverse=True)
+            if ids.size and ids[-1] != ids.size - 1:
+                labels = ids.astype(str)
+                notices.append(f"node ids relabelled to 0..{ids.size - 1} (the ids were not contiguous)")
+            n = int(ids.size)
+            u, v = inv[: u.size], inv[u.size :]
+    else:
+        ids, inv = np.unique(np.r_[u.astype(str), v.astype(str)], return_inverse=True)
+        labels = ids
+        n = int(ids.size)
+        u, v = inv[: u.size].astype(np.int64), inv[u.size :].astype(np.int64)
+        notices.append(f"{n:,} non-integer or negative node ids mapped to 0..{n - 1}")
+    loops = u == v
+    if loops.any():
+        notices.append(f"{int(loops.sum()):,} self-loop(s) removed")
+        u, v = u[~loops], v[~loops]
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    key = np.unique(lo * np.int64(n) + hi)
+    if key.size < lo.size:
+        notices.append(f"{lo.size - key.size:,} duplicate or reversed edge(s) removed (graph is undirected)")
+    edges = np.stack([key // n, key % n], axis=1).astype(np.int64)
+    if edges.shape[0] > LIMITS.max_graph_edges:
+        raise InputError(
+            f"the graph has {edges.shape[0]:,} edges, over the cap of {LIMITS.max_graph_edges:,} "
+            "(REDEX_MAX_GRAPH_EDGES raises it)"
+        )
+    if edges.shape[0] < MIN_EDGES or n < MIN_NODES:
+        raise InputError(
+            f"the graph has {n} node(s) and {edges.shape[0]} edge(s) after cleaning; summarising needs at "
+            f"least {MIN_NODES} nodes and {MIN_EDGES} edges"
+        )
+    deg = np.bincount(edges.ravel(), minlength=n)
+    if (deg == 0).any():
+        # Nodes that only had self-loops: keep the graph simple and connected to its edge list.
+        keep = np.flatnonzero(deg > 0)
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[keep] = np.arange(keep.size)
+        edges = remap[edges]
+        labels = (labels if labels is not None else np.arange(n).astype(str))[keep]
+        notices.append(f"{n - keep.size:,} node(s) without edges dropped")
+        n = int(keep.size)
+    return Graph(n=int(n), edges=edges, name=name, labels=labels, notices=notices)
+
+
+# --------------------------------------------------------------------------------------------- built-ins
+
+
+def _nx_graph(g, name: str) -> Graph:
+    nodes = list(g.nodes())
+    index = {x: i for i, x in enumerate(nodes)}
+    e = np.array([(index[a], index[b]) for a, b in g.edges()], dtype=np.int64).reshape(-1, 2)
+    graph = from_edges(e[:, 0], e[:, 1], n=len(nodes), name=name)
+    graph.labels = np.array([str(x) for x in nodes])
+    return graph
+
+
+def _builtin_nx(name: str):
+    import networkx as nx
+
+    return {
+        "karate": nx.karate_club_graph,
+        "les_miserables": nx.les_miserables_graph,
+        "florentine_families": nx.florentine_families_graph,
+        "davis_southern_women": nx.davis_southern_women_graph,
+        "dolphins_like_caveman": lambda: nx.relaxed_caveman_graph(12, 8, 0.1, seed=7),
+    }[name]()
+
+
+BUILTINS: dict[str, str] = {
+    "karate": "Zachary's karate club (34 nodes, 78 edges)",
+    "les_miserables": "Les Misérables co-appearances (77 nodes, 254 edges)",
+    "florentine_families": "Florentine families marriages (15 nodes, 20 edges)",
+    "davis_southern_women": "Davis Southern women, bipartite (32 nodes, 89 edges)",
+    "dolphins_like_caveman": "relaxed caveman, 12 caves of 8 (seed 7), clear communities",
+}
+
+
+def builtin(name: str) -> Graph:
+    """One of :data:`BUILTINS` (networkx's real graphs, offline)."""
+    if name not in BUILTINS:
+        raise InputError(f"unknown built-in graph {name!r}; choose one of {sorted(BUILTINS)}")
+    return _nx_graph(_builtin_nx(name), name)
+
+
+# -------------------------------------------------------------------------------------------- generators
+
+
+def rmat(m: int, *, seed: int = 0, a: float = 0.57, b: float = 0.19, c: float = 0.19) -> Graph:
+    """R-MAT graph (Chakrabarti, Zhan & Faloutsos, SDM 2004) with about ``m`` distinct undirected edges.
+
+    Vectorised: each of ``log2 n`` levels picks a quadrant for every edge at once; ``n = m / 8`` rounded to a
+    power of two (average degree about 16 before deduplication). Oversamples until ``m`` distinct edges.
+    """
+    m = int(m)
+    rng = np.random.default_rng(seed)
+    scale = max(4, int(np.ceil(np.log2(max(m / 8, 16)))))
+    n = 1 << scale
+    p = np.array([a, b, c, 1 - a - b - c])
+    keys = np.empty(0, dtype=np.int64)
+    want = m
+    for _ in range(8):
+        k = int(want * 1.3) + 64
+        u = np.zeros(k, dtype=np.int64)
+        v = np.zeros(k, dtype=np.int64)
+        for _level in range(scale):
+            q = rng.choice(4, size=k, p=p)
+            u = (u << 1) | (q >> 1)
+            v = (v << 1) | (q & 1)
+        # permute ids so degree is not correlated with id
+        lo, hi = np.minimum(u, v), np.maximum(u, v)
+        ok = lo != hi
+        keys = np.unique(np.r_[keys, lo[ok] * n + hi[ok]])
+        if keys.size >= m:
+            break
+        want = m - keys.size
+    keys = rng.permutation(keys)[:m]
+    perm = rng.permutation(n)
+    u, v = perm[keys // n], perm[keys % n]
+    return from_edges(u, v, name=f"rmat(m={m}, seed={seed})")
+
+
+def sbm(m: int, *, blocks: int = 20, p_in_share: float = 0.8, seed: int = 0) -> Graph:
+    """Stochastic block model with about ``m`` edges: ``blocks`` equal blocks, a share ``p_in_share`` of the
+    edges inside blocks. Vectorised: endpoints are drawn uniformly per block pair, then deduplicated."""
+    m = int(m)
+    rng = np.random.default_rng(seed)
+    n = max(blocks * 4, int(m / 8))
+    size = n // blocks
+    n = size * blocks
+    keys = np.empty(0, dtype=np.int64)
+    want = m
+    for _ in range(8):
+        k = int(want * 1.1) + 64
+        inside = rng.random(k) < p_in_share
+        bu = rng.integers(0, blocks, k)
+        bv = np.where(inside, bu, (bu + rng.integers(1, blocks, k)) % blocks)
+        u = bu * size + rng.integers(0, size, k)
+        v = bv * size + rng.integers(0, size, k)
+        lo, hi = np.minimum(u, v), np.maximum(u, v)
+        ok = lo != hi
+        keys = np.unique(np.r_[keys, lo[ok] * n + hi[ok]])
+        if keys.size >= m:
+            break
+        want = m - keys.size
+    keys = rng.permutation(keys)[:m]
+    return from_edges(keys // n, keys % n, name=f"sbm(m={m}, blocks={blocks}, seed={seed})")
+
+
+def _ba(m: int, *, seed: int = 0) -> Graph:
+    import networkx as nx
+
+    k = 4
+    n = max(k + 2, m // k)
+    return _nx_graph(nx.barabasi_albert_graph(n, k, seed=seed), f"barabasi_albert(n={n}, k={k}, seed={seed})")
+
+
+def _lfr(m: int, *, seed: int = 0) -> Graph:
+    import networkx as nx
+
+    n = max(250, m // 5)
+    try:
+        g = nx.LFR_benchmark_graph(
+            n, 3, 1.5, 0.1, average_degree=10, min_community=20, seed=seed, max_iters=500
+        )
+    except nx.ExceededMaxIterations as e:
+        raise InputError(f"the LFR generator did not converge for n={n}; try another size or seed") from e
+    return _nx_graph(nx.Graph(g), f"lfr(n={n}, mu=0.1, seed={seed})")
+
+
+# name -> (function, largest edge count allowed, description)
+GENERATORS: dict[str, tuple] = {
+    "rmat": (rmat, None, "R-MAT (a, b, c) = (0.57, 0.19, 0.19), skewed degrees"),
+    "sbm": (sbm, None, "stochastic block model, 20 blocks, 80% of edges inside blocks"),
+    "barabasi_albert": (_ba, 200_000, "Barabási–Albert preferential attachment, 4 edges per new node"),
+    "lfr": (_lfr, 50_000, "LFR benchmark (tau1 = 3, tau2 = 1.5, mu = 0.1), planted communities"),
+}
+
+
+def generate(name: str, m: int, *, seed: int = 0) -> Graph:
+    """Generate about ``m`` edges with generator ``name`` (see :data:`GENERATORS`)."""
+    if name not in GENERATORS:
+        raise InputError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
+    fn, cap, _ = GENERATORS[name]
+    try:
+        m = int(m)
+    except (TypeError, ValueError):
+        raise InputError(f"edge count must be an integer, got {m!r}") from None
+    cap = min(cap or LIMITS.max_graph_edges, LIMITS.max_graph_edges)
+    if m < 10 or m > cap:
+        raise InputError(f"generator {name!r} takes 10 to {cap:,} edges, got {m:,}")
+    return fn(m, seed=int(seed))
+
+
+# ----------------------------------------------------------------------------------------- edge lists
+
+
+def _decode(data: bytes, name: str) -> str:
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{name}: looks gzipped but could not be decompressed ({e})") from None
+        if len(data) > 10 * LIMITS.max_upload_bytes:
+            raise InputError(f"{name}: decompresses to over {10 * LIMITS.max_upload_bytes:,} bytes")
+    if not data.strip():
+        raise InputError(f"{name}: the file is empty; expected an edge list, one 'u v' pair per line")
+    head = data[:65536]
+    if b"\x00" in head or sum(ch < 9 or 13 < ch < 32 for ch in head) > len(head) // 100:
+        raise InputError(f"{name}: this is a binary file, not a text edge list ('u v' per line)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+            raise InputError(f"{name}: could not decode the file as text") from None
+
+
+def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
+    """Parse an edge list: one edge per line, ``u v`` separated by spaces, tabs or commas.
+
+    Lines starting with ``#`` or ``%`` are comments; a header line of non-numeric column names is skipped
+    when the rest is numeric; a third (weight) column is ignored with a notice; string ids are mapped. A
+    square 0/1 table (an adjacency matrix) is recognised and refused with a message saying how to convert it.
+    ``.gz`` content is decompressed.
+    """
+    import pandas as pd
+
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > LIMITS.max_upload_bytes:
+        raise InputError(f"{name}: {len(data):,} bytes is over the upload cap of {LIMITS.max_upload_bytes:,}")
+    text = _decode(data, name)
+    n_lines = text.count("\n") + 1
+    if n_lines > 2 * LIMITS.max_graph_edges + 10:
+        raise InputError(f"{name}: {n_lines:,} lines is over the cap of {LIMITS.max_graph_edges:,} edges")
+    text = text.replace(",", " ").replace(";", " ").replace("\n%", "\n#")
+    if text.startswith("%"):
+        text = "#" + text[1:]
+    sample = [ln.split() for ln in text[:200_000].splitlines()[:500] if ln.strip() and ln.lstrip()[0] != "#"]
+    ncols = max((len(t) for t in sample), default=2)
+    try:
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep=r"\s+",
+            header=None,
+            names=list(range(max(ncols, 2))),
+            comment="#",
+            dtype=str,
+            engine="c",
+            on_bad_lines="error",
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{name}: no edges found (only comments or blank lines)") from None
+    except pd.errors.ParserError as e:
+        raise InputError(f"{name}: rows have different numbers of columns ({str(e).strip()[:120]})") from None
+    notices: list[str] = []
+    short = df.iloc[:, 1].isna().to_numpy()
+    if short.all():
+        raise InputError(f"{name}: each line needs two node ids ('u v'); found one column")
+    if short.any():
+        notices.append(f"{int(short.sum()):,} line(s) with fewer than two ids skipped")
+        df = df[~short]
+    if df.shape[1] > 2 and df.iloc[:, 2:].isna().all().all():
+        df = df.iloc[:, :2]
+    numeric = df.apply(pd.to_numeric, errors="coerce")
+    if df.shape[0] > 1 and numeric.iloc[0].isna().all() and numeric.iloc[1:, :2].notna().all().all():
+        notices.append(f"header line {' '.join(df.iloc[0].astype(str))!r} skipped")
+        df, numeric = df.iloc[1:], numeric.iloc[1:]
+    if df.shape[1] > 3:
+        vals = numeric.to_numpy()
+        if not np.isnan(vals).any() and np.isin(vals, (0, 1)).all() and abs(df.shape[0] - df.shape[1]) <= 1:
+            raise InputError(
+                f"{name}: this looks like a {df.shape[0]}x{df.shape[1]} adjacency matrix, not an edge list; "
+                "write one 'u v' line per nonzero entry (e.g. numpy: np.savetxt(f, np.argwhere(A), fmt='%d'))"
+            )
+        raise InputError(f"{name}: expected 2 or 3 columns (u v [weight]), found {df.shape[1]}")
+    if df.shape[1] == 3:
+        notices.append("third column (weights) ignored: SSumM summarises unweighted graphs")
+    u_raw, v_raw = df.iloc[:, 0].to_numpy(), df.iloc[:, 1].to_numpy()
+    nu, nv = numeric.iloc[:, 0].to_numpy(), numeric.iloc[:, 1].to_numpy()
+    integer = (
+        not np.isnan(nu).any() and not np.isnan(nv).any() and (nu % 1 == 0).all() and (nv % 1 == 0).all()
+    )
+    if integer and min(nu.min(), nv.min()) >= 0 and max(nu.max(), nv.max()) < 2**62:
+        u, v = nu.astype(np.int64), nv.astype(np.int64)
+    else:
+        u, v = u_raw.astype(str), v_raw.astype(str)
+    return from_edges(u, v, name=name, notices=notices)
+
+
+def load_edge_list(path: str | Path) -> Graph:
+    """Read and parse an edge-list file (see :func:`parse_edge_list`)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    size = path.stat().st_size
+    if size > LIMITS.max_upload_bytes:
+        raise InputError(f"{path.name}: {size:,} bytes is over the upload cap of {LIMITS.max_upload_bytes:,}")
+    return parse_edge_list(path.read_bytes(), name=path.name)
