@@ -19,7 +19,9 @@ __all__ = ["build_parser", "main"]
 
 
 def _commands():
-    mods = [importlib.import_module(f"app.commands.{i.name}") for i in pkgutil.iter_modules(app.commands.__path__)]
+    mods = [
+        importlib.import_module(f"app.commands.{i.name}") for i in pkgutil.iter_modules(app.commands.__path__)
+    ]
     return sorted((m for m in mods if hasattr(m, "NAME")), key=lambda m: m.NAME)
 
 

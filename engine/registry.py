@@ -19,7 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FAMILIES", "Paper", "Param", "Method", "register", "get", "by_family", "all_methods", "InputError"]
+__all__ = [
+    "FAMILIES",
+    "Paper",
+    "Param",
+    "Method",
+    "register",
+    "get",
+    "by_family",
+    "all_methods",
+    "InputError",
+]
 
 FAMILIES = ("layers", "tokens", "flow", "superposition", "graphs", "splats")
 

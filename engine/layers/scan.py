@@ -1,0 +1,270 @@
+"""LLM-Drop similarity scan (He et al., "What Matters in Transformers? Not All Attention is Needed", 2024,
+arXiv:2406.15786; official code CASE-Lab-UMD/LLM-Drop).
+
+For every layer l and sublayer (attention, MLP, whole block) the score is
+
+    s = mean over all calibration tokens t of cos(X_t, Y_t)      (float32)
+
+with X the residual stream entering the sublayer (before its pre-norm) and Y = X + sublayer(LN(X)) the stream
+after it. A high s means the sublayer barely changes the stream: it is redundant. Importance = 1 - s.
+
+Unlike the official code, which captures the input of each layer and then re-runs layers one at a time, this
+module installs forward hooks and gets every layer's three scores from **one forward pass per batch**
+(:func:`scan_layers`). The same pass also yields
+
+- ``hidden_similarity[i, j]``: mean token cosine between the residual stream after layer i and after layer j
+  (index 0 is the embedding output), the layer-by-layer picture of how fast the stream still changes;
+- ``head_similarity[h, g]``: cosine between the attention patterns of heads h and g of one chosen layer,
+  flattened over all query/key positions and samples.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engine.layers.arch import base_model, decoder_layers, first_tensor, layout_of
+from engine.models import LoadedModel
+from engine.registry import InputError, Paper, Param, register
+from engine.results import Provenance, Result, Stopwatch, fingerprint
+
+__all__ = ["LLM_DROP_PAPER", "LayerScan", "scan_layers", "hooks"]
+
+LLM_DROP_PAPER = Paper(
+    "What Matters in Transformers? Not All Attention is Needed", 2024, "arXiv:2406.15786",
+    "https://arxiv.org/abs/2406.15786",
+)  # fmt: skip
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class LayerScan(Result):
+    model: str = ""
+    layout: str = ""
+    n_layers: int = 0
+    n_heads: int = 0
+    samples: int = 0
+    seq_len: int = 0
+    tokens: int = 0
+    text_source: str = ""
+    attn_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [L]
+    mlp_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [L]
+    block_similarity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [L]
+    hidden_similarity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [L+1, L+1]
+    head_layer: int = 0
+    head_similarity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [H, H]
+
+    def ranking(self, kind: str) -> list[int]:
+        """Layer indices ordered from most redundant (highest similarity) to least."""
+        s = {"attn": self.attn_similarity, "mlp": self.mlp_similarity, "block": self.block_similarity}[kind]
+        return [int(i) for i in np.argsort(-np.asarray(s), kind="stable")]
+
+    def tables(self) -> dict[str, list[dict]]:
+        rows = [
+            {
+                "index": i,
+                "attn_similarity": float(self.attn_similarity[i]),
+                "mlp_similarity": float(self.mlp_similarity[i]),
+                "block_similarity": float(self.block_similarity[i]),
+                "attn_importance": float(1 - self.attn_similarity[i]),
+                "mlp_importance": float(1 - self.mlp_similarity[i]),
+                "block_importance": float(1 - self.block_similarity[i]),
+            }
+            for i in range(self.n_layers)
+        ]
+        return {"layers": rows}
+
+
+class _Accumulator:
+    """Running sums filled by the hooks during the forward passes."""
+
+    def __init__(self, n_layers: int, n_heads: int) -> None:
+        self.attn = torch.zeros(n_layers, dtype=torch.float64)
+        self.mlp = torch.zeros(n_layers, dtype=torch.float64)
+        self.block = torch.zeros(n_layers, dtype=torch.float64)
+        self.tokens = 0
+        self.hidden_dot = torch.zeros(n_layers + 1, n_layers + 1, dtype=torch.float64)
+        self.head_dot = torch.zeros(n_heads, n_heads, dtype=torch.float64)
+        self.stream: dict[int, torch.Tensor] = {}  # per-batch residual stream, unit-normalised [T, D]
+        self.inputs: dict[int, torch.Tensor] = {}
+        self.mids: dict[int, torch.Tensor] = {}
+        self.heads_seen = False
+
+
+def _cos_sum(x: torch.Tensor, y: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(x.float(), y.float(), dim=-1).double().sum().item()
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    x = x.float().reshape(-1, x.shape[-1])
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+@contextmanager
+def hooks(
+    model: torch.nn.Module, acc: _Accumulator, *, head_layer: int | None, want_hidden: bool
+) -> Iterator[None]:
+    """Install the capture hooks; always removes them, even when the forward pass fails."""
+    layout = layout_of(model)
+    layers = decoder_layers(model)
+    handles = []
+
+    def pre_hook(idx):
+        def fn(module, args, kwargs):
+            x = args[0] if args else kwargs["hidden_states"]
+            acc.inputs[idx] = x
+            if want_hidden and idx == 0:
+                acc.stream[0] = _unit(x)
+
+        return fn
+
+    def mid_pre_hook(idx):
+        def fn(module, args):
+            acc.mids[idx] = args[0]
+
+        return fn
+
+    def mid_out_hook(idx):  # bert: stream after attention = attention block output
+        def fn(module, args, out):
+            acc.mids[idx] = first_tensor(out)
+
+        return fn
+
+    def out_hook(idx):
+        def fn(module, args, out):
+            y = first_tensor(out)
+            x, m = acc.inputs.pop(idx), acc.mids.pop(idx)
+            acc.attn[idx] += _cos_sum(x, m)
+            acc.mlp[idx] += _cos_sum(m, y)
+            acc.block[idx] += _cos_sum(x, y)
+            if want_hidden:
+                acc.stream[idx + 1] = _unit(y)
+
+        return fn
+
+    def head_hook(module, args, out):
+        weights = out[1] if isinstance(out, tuple) and len(out) > 1 else None
+        if weights is None:
+            return
+        w = weights.detach().float()  # [B, H, T, T]
+        flat = w.transpose(0, 1).reshape(w.shape[1], -1)
+        acc.head_dot += (flat @ flat.T).double()
+        acc.heads_seen = True
+
+    try:
+        for i, layer in enumerate(layers):
+            handles.append(layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True))
+            if layout.pre_norm:
+                handles.append(getattr(layer, layout.mid_norm).register_forward_pre_hook(mid_pre_hook(i)))
+            else:
+                handles.append(getattr(layer, layout.attn).register_forward_hook(mid_out_hook(i)))
+            handles.append(layer.register_forward_hook(out_hook(i)))
+        if head_layer is not None:
+            handles.append(getattr(layers[head_layer], layout.attn).register_forward_hook(head_hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        acc.inputs.clear()
+        acc.mids.clear()
+        acc.stream.clear()
+
+
+@register(
+    "layer-similarity",
+    family="layers",
+    paper=LLM_DROP_PAPER,
+    summary="Mean cosine between the residual stream before and after each attention, MLP and block.",
+    params=[
+        Param("samples", 8, low=1, high=256, help="calibration windows (paper: 256)"),
+        Param("seq_len", 256, low=8, high=2048, help="tokens per window (paper: 2048)"),
+        Param("head_layer", -1, low=-1, high=512, help="layer whose heads are compared (-1: the last)"),
+    ],
+)
+def scan_layers(
+    loaded: LoadedModel,
+    windows: torch.Tensor,  # [N, T] token ids
+    *,
+    head_layer: int = -1,
+    batch_tokens: int = 4096,
+    text_source: str = "",
+    progress: Progress | None = None,
+) -> LayerScan:
+    """Score every layer's attention, MLP and block in one forward pass per batch.
+
+    Parameters
+    ----------
+    loaded : the model (any layout of :mod:`engine.layers.arch`).
+    windows : LongTensor ``[N, T]`` of token ids, e.g. from :func:`engine.corpus.token_windows`.
+    head_layer : layer whose attention heads are compared; negative counts from the end.
+    batch_tokens : windows are grouped so that one forward pass sees about this many tokens.
+
+    Raises
+    ------
+    InputError
+        Head layer out of range; a model whose attention returns no weights.
+    """
+    model = loaded.model
+    n_layers = len(decoder_layers(model))
+    if not -n_layers <= head_layer < n_layers:
+        raise InputError(f"head layer {head_layer} is out of range for a model with {n_layers} layers")
+    head_layer %= n_layers
+    windows = windows.to(loaded.device)
+    n, t = windows.shape
+    per_batch = max(1, batch_tokens // t)
+    acc = _Accumulator(n_layers, loaded.n_heads)
+    sw = Stopwatch()
+    body = base_model(model)
+    with sw("forward"), torch.inference_mode(), hooks(model, acc, head_layer=head_layer, want_hidden=True):
+        for start in range(0, n, per_batch):
+            batch = windows[start : start + per_batch]
+            body(input_ids=batch, use_cache=False)
+            acc.tokens += batch.numel()
+            # hidden-state similarity, streamed: sum over tokens of <u_i, u_j>
+            stream = torch.stack([acc.stream[i] for i in range(n_layers + 1)])  # [L+1, tokens, D]
+            acc.hidden_dot += torch.einsum("itd,jtd->ij", stream, stream).double()
+            acc.stream.clear()
+            if progress is not None:
+                progress(min(1.0, (start + len(batch)) / n), f"scanned {start + len(batch)}/{n} samples")
+    if not acc.heads_seen:
+        raise InputError(
+            f"{type(model).__name__} returned no attention weights from layer {head_layer}; load it with "
+            "eager attention (attn_implementation='eager')"
+        )
+    head_norm = acc.head_dot.diagonal().clamp_min(1e-30).sqrt()
+    head_sim = acc.head_dot / (head_norm[:, None] * head_norm[None, :])
+    prov = Provenance(
+        method="layer-similarity",
+        params={"samples": n, "seq_len": t, "head_layer": head_layer},
+        input_fingerprint=fingerprint(loaded.name, windows.cpu().numpy()),
+        seed=None,
+        backend=loaded.device,
+        timings=sw.timings,
+    )
+    return LayerScan(
+        provenance=prov,
+        model=loaded.name,
+        layout=layout_of(model).kind,
+        n_layers=n_layers,
+        n_heads=loaded.n_heads,
+        samples=n,
+        seq_len=t,
+        tokens=acc.tokens,
+        text_source=text_source,
+        attn_similarity=(acc.attn / acc.tokens).numpy(),
+        mlp_similarity=(acc.mlp / acc.tokens).numpy(),
+        block_similarity=(acc.block / acc.tokens).numpy(),
+        hidden_similarity=(acc.hidden_dot / acc.tokens).numpy(),
+        head_layer=head_layer,
+        head_similarity=head_sim.numpy(),
+    )
+
+
+def now() -> float:
+    return time.perf_counter()

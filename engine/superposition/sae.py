@@ -1,0 +1,425 @@
+"""Sparse autoencoders: the tied ReLU SAE of Bereska et al. (2025), its training, and SAELens-format files.
+
+The paper measures superposition with a *tied* sparse autoencoder (official ``TiedSparseAutoencoder``):
+
+    z     = ReLU(x W_enc + b_enc)        # [B, d_sae]  codes
+    x_hat = z W_enc^T                    # [B, d_in]   decoder = encoder transposed, no decoder bias
+    loss  = MSE(x_hat, x) + lambda * mean |z|
+
+trained with Adam (lr 1e-3, batch 128) on up to 10,000 activations, dictionary ``d_sae = 4 x d_in``,
+``lambda = 0.1``, Xavier-uniform encoder weights, zero bias, and early stopping when the epoch's mean training
+loss has not improved for ``patience = 10`` epochs (at most ``max_epochs = 300``), keeping the best epoch.
+
+Deviations, each on purpose:
+
+- The official code keeps the "best" state with ``state_dict().copy()``, a shallow copy whose tensors keep
+  being updated in place, so the restored model is the last one, not the best. We deep-copy, so the best epoch
+  is really restored (the two differ by at most ``patience`` epochs of a plateau).
+- ``min_delta`` (default 1e-3, relative) counts an epoch as an improvement only if it lowers the best loss by
+  that fraction. The official criterion (any decrease) almost never fires on language-model activations, whose
+  loss keeps creeping down by 1e-5 per epoch, so every SAE would run to the 300-epoch cap. Set
+  ``min_delta=0`` for the paper's exact rule.
+
+Pretrained SAEs in SAELens' on-disk format (``cfg.json`` + ``sae_weights.safetensors``, weights named
+``W_enc [d_in, d_sae]``, ``b_enc``, ``W_dec [d_sae, d_in]``, ``b_dec``; architectures ``standard`` (ReLU),
+``jumprelu`` (``threshold``) and ``topk``) load through :func:`load_saelens`; files are read with safetensors
+only, never unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.registry import InputError
+
+__all__ = [
+    "SAEConfig",
+    "SparseAutoencoder",
+    "TrainedSAE",
+    "SAEStats",
+    "train_sae",
+    "sae_stats",
+    "save_saelens",
+    "load_saelens",
+    "check_activations",
+    "DENSE_THRESHOLD",
+]
+
+DENSE_THRESHOLD = 0.1  # a feature active on more than 10% of samples counts as dense
+MIN_ACTIVATIONS = 256  # fewer samples than this cannot train a dictionary worth measuring
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    expansion: float = 4.0  # d_sae = expansion * d_in (paper: 4)
+    l1: float = 0.1  # lambda, weight of mean |z| in the loss (paper: 0.1)
+    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    batch_size: int = 128  # (paper: 128)
+    max_epochs: int = 300  # epoch cap (official default n_epochs=300)
+    patience: int = 10  # epochs without improvement before stopping (official: 10)
+    min_delta: float = 1e-3  # relative improvement that counts (official: 0; see module docstring)
+    max_activations: int = 10_000  # training samples kept (paper: up to 10k)
+
+
+class SparseAutoencoder(nn.Module):
+    """A one-layer sparse autoencoder, tied (trained here) or untied (loaded from SAELens).
+
+    Parameters are named as in SAELens. For a tied SAE only ``weight`` [d_sae, d_in] is stored and
+    ``W_enc = weight.T``, ``W_dec = weight``; ``b_dec`` is a zero buffer (the paper's decoder has no bias).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        tied: bool = True,
+        architecture: str = "standard",
+        apply_b_dec_to_input: bool = False,
+        k: int | None = None,
+    ) -> None:
+        super().__init__()
+        if architecture not in ("standard", "jumprelu", "topk"):
+            raise InputError(f"SAE architecture {architecture!r} is not supported (standard, jumprelu, topk)")
+        self.d_in, self.d_sae, self.tied = int(d_in), int(d_sae), tied
+        self.architecture, self.apply_b_dec_to_input, self.k = architecture, apply_b_dec_to_input, k
+        if tied:
+            self.weight = nn.Parameter(torch.empty(self.d_sae, self.d_in))  # [d_sae, d_in]
+            nn.init.xavier_uniform_(self.weight)
+            self.register_buffer("b_dec", torch.zeros(self.d_in))
+        else:
+            self.W_enc_ = nn.Parameter(torch.zeros(self.d_in, self.d_sae))  # [d_in, d_sae]
+            self.W_dec_ = nn.Parameter(torch.zeros(self.d_sae, self.d_in))  # [d_sae, d_in]
+            self.b_dec = nn.Parameter(torch.zeros(self.d_in))
+        self.b_enc = nn.Parameter(torch.zeros(self.d_sae))
+        if architecture == "jumprelu":
+            self.threshold = nn.Parameter(torch.zeros(self.d_sae))
+
+    @property
+    def W_enc(self) -> torch.Tensor:  # [d_in, d_sae]
+        return self.weight.T if self.tied else self.W_enc_
+
+    @property
+    def W_dec(self) -> torch.Tensor:  # [d_sae, d_in]
+        return self.weight if self.tied else self.W_dec_
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., d_in] -> codes [..., d_sae] (non-negative)."""
+        if self.apply_b_dec_to_input:
+            x = x - self.b_dec
+        if self.tied:
+            pre = F.linear(x, self.weight, self.b_enc)  # weight is [out, in] already: no transpose copy
+        else:
+            pre = x @ self.W_enc_ + self.b_enc
+        if self.architecture == "jumprelu":
+            return pre * (pre > self.threshold)
+        if self.architecture == "topk":
+            vals, idx = torch.topk(pre, int(self.k), dim=-1)
+            return torch.zeros_like(pre).scatter_(-1, idx, F.relu(vals))
+        return F.relu(pre)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """codes [..., d_sae] -> reconstruction [..., d_in]."""
+        return z @ self.W_dec + self.b_dec
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return z, self.decode(z)
+
+
+def check_activations(acts: torch.Tensor, *, min_count: int = MIN_ACTIVATIONS) -> torch.Tensor:
+    """Validate a [N, d] activation matrix; raise :class:`InputError` naming the problem."""
+    if not isinstance(acts, torch.Tensor):
+        acts = torch.as_tensor(np.asarray(acts))
+    if acts.ndim != 2:
+        raise InputError(f"activations must be a [samples, width] matrix, got shape {tuple(acts.shape)}")
+    if acts.shape[0] < min_count:
+        raise InputError(
+            f"too few activations: {acts.shape[0]} samples, need at least {min_count} to train an SAE "
+            "(use more text, more samples or a longer window)"
+        )
+    if not bool(torch.isfinite(acts).all()):
+        bad = int((~torch.isfinite(acts)).any(dim=1).sum())
+        raise InputError(f"activations contain NaN or infinite values ({bad} of {acts.shape[0]} samples)")
+    return acts.float()
+
+
+@dataclass
+class TrainedSAE:
+    sae: SparseAutoencoder
+    config: SAEConfig
+    losses: list[float]  # mean training loss per epoch
+    recon_losses: list[float]
+    epochs: int  # epochs run
+    best_epoch: int  # 0-based epoch whose weights are kept
+    stopped_early: bool  # True when the patience rule fired (converged), False when max_epochs ran out
+    seconds: float
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+
+def train_sae(
+    acts: torch.Tensor,
+    config: SAEConfig = SAEConfig(),
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> TrainedSAE:
+    """Train the paper's tied ReLU SAE on ``acts`` [N, d_in] (the first ``config.max_activations`` rows).
+
+    ``progress(epoch, loss)`` is called after every epoch. Raises :class:`InputError` for too few or
+    non-finite activations.
+    """
+    acts = check_activations(acts)
+    if config.expansion < 1:
+        raise InputError(
+            f"expansion must be >= 1 (the dictionary must be at least as wide), got {config.expansion}"
+        )
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    x = acts[: config.max_activations].to(device)
+    n, d_in = x.shape
+    d_sae = int(round(d_in * config.expansion))
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    sae = SparseAutoencoder(d_in, d_sae, tied=True).to(device)
+    with torch.no_grad():  # initialise from our own generator so the result does not depend on global state
+        bound = math.sqrt(6.0 / (d_in + d_sae))
+        sae.weight.copy_((torch.rand(d_sae, d_in, generator=gen) * 2 - 1) * bound)
+    opt = torch.optim.Adam([sae.weight, sae.b_enc], lr=config.lr)
+    bs = int(config.batch_size)
+    n_batches = math.ceil(n / bs)
+    best, best_epoch, best_state = math.inf, 0, None
+    losses, recons = [], []
+    stopped = False
+    t0 = time.perf_counter()
+    epoch = -1
+    for epoch in range(int(config.max_epochs)):
+        perm = torch.randperm(n, generator=gen).to(device)
+        tot = torch.zeros((), device=device)
+        rec = torch.zeros((), device=device)
+        for i in range(n_batches):
+            xb = x[perm[i * bs : (i + 1) * bs]]
+            z = F.relu(F.linear(xb, sae.weight, sae.b_enc))
+            mse = F.mse_loss(z @ sae.weight, xb)
+            loss = mse + config.l1 * z.abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot += loss.detach()
+            rec += mse.detach()
+        cur = float(tot) / n_batches
+        losses.append(cur)
+        recons.append(float(rec) / n_batches)
+        if progress is not None:
+            progress(epoch, cur)
+        if not math.isfinite(cur):
+            raise InputError("SAE training diverged (loss is not finite); try a smaller learning rate")
+        if cur < best * (1.0 - config.min_delta) or best_state is None:
+            best, best_epoch = cur, epoch
+            best_state = copy.deepcopy(sae.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            stopped = True
+            break
+    if best_state is not None and best_epoch != epoch:
+        sae.load_state_dict(best_state)
+    sae.eval()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return TrainedSAE(
+        sae=sae,
+        config=config,
+        losses=losses,
+        recon_losses=recons,
+        epochs=epoch + 1,
+        best_epoch=best_epoch,
+        stopped_early=stopped,
+        seconds=time.perf_counter() - t0,
+        device=device,
+    )
+
+
+@dataclass
+class SAEStats:
+    mse: float  # mean squared reconstruction error per element
+    explained_variance: float  # 1 - SSE / total sum of squares about the mean
+    l0: float  # mean number of active codes per sample
+    dead_fraction: float  # features never active on these samples
+    dense_fraction: float  # features active on more than DENSE_THRESHOLD of samples
+    mean_abs: np.ndarray  # [d_sae] mean |z_i| (the paper's p before normalising)
+    freq: np.ndarray  # [d_sae] fraction of samples with z_i > 0
+
+
+@torch.no_grad()
+def sae_stats(sae: SparseAutoencoder, acts: torch.Tensor, *, batch_size: int = 2048) -> SAEStats:
+    """Reconstruction and sparsity statistics of ``sae`` on ``acts`` [N, d_in], computed in batches."""
+    acts = check_activations(acts, min_count=1)
+    if acts.shape[1] != sae.d_in:
+        raise InputError(f"the SAE expects width {sae.d_in}, the activations have width {acts.shape[1]}")
+    dev = next(sae.parameters()).device
+    n = acts.shape[0]
+    mean = acts.double().mean(dim=0)
+    sse = sst = 0.0
+    abs_sum = torch.zeros(sae.d_sae, dtype=torch.float64)
+    act_count = torch.zeros(sae.d_sae, dtype=torch.float64)
+    l0 = 0.0
+    for i in range(0, n, batch_size):
+        xb = acts[i : i + batch_size].to(dev)
+        z, xh = sae(xb)
+        sse += float(((xh - xb).double() ** 2).sum())
+        sst += float(((xb.double().cpu() - mean) ** 2).sum())
+        abs_sum += z.abs().double().sum(dim=0).cpu()
+        active = (z > 0).double()
+        act_count += active.sum(dim=0).cpu()
+        l0 += float(active.sum())
+    freq = (act_count / n).numpy()
+    return SAEStats(
+        mse=sse / (n * sae.d_in),
+        explained_variance=1.0 - sse / sst if sst > 0 else float("nan"),
+        l0=l0 / n,
+        dead_fraction=float((act_count == 0).double().mean()),
+        dense_fraction=float((freq > DENSE_THRESHOLD).mean()),
+        mean_abs=(abs_sum / n).numpy(),
+        freq=freq,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SAELens format: <dir>/cfg.json + <dir>/sae_weights.safetensors
+
+
+def save_saelens(
+    sae: SparseAutoencoder, directory: str | Path, *, hook_name: str = "", extra: dict | None = None
+):
+    """Write ``sae`` as SAELens does (untied tensors, ``cfg.json``); returns the directory."""
+    import safetensors.torch
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "W_enc": sae.W_enc.detach().cpu().contiguous().float(),
+        "b_enc": sae.b_enc.detach().cpu().contiguous().float(),
+        "W_dec": sae.W_dec.detach().cpu().contiguous().float(),
+        "b_dec": sae.b_dec.detach().cpu().contiguous().float(),
+    }
+    if sae.architecture == "jumprelu":
+        tensors["threshold"] = sae.threshold.detach().cpu().contiguous().float()
+    safetensors.torch.save_file(tensors, str(d / "sae_weights.safetensors"))
+    cfg = {
+        "architecture": sae.architecture,
+        "d_in": sae.d_in,
+        "d_sae": sae.d_sae,
+        "activation_fn_str": "topk" if sae.architecture == "topk" else "relu",
+        "apply_b_dec_to_input": sae.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "hook_name": hook_name,
+        "dtype": "float32",
+        "tied": sae.tied,
+        **(extra or {}),
+    }
+    if sae.architecture == "topk":
+        cfg["activation_fn_kwargs"] = {"k": sae.k}
+    (d / "cfg.json").write_text(json.dumps(cfg, indent=2))
+    return d
+
+
+def load_saelens(path: str | Path, *, cfg_path: str | Path | None = None, d_in: int | None = None):
+    """Load an SAE saved in SAELens' format.
+
+    Parameters
+    ----------
+    path : a directory holding ``sae_weights.safetensors`` (and ``cfg.json``), or a ``.safetensors`` file.
+    cfg_path : the ``cfg.json`` when ``path`` is a file and the config lies elsewhere (optional: without a
+        config the SAE is read as a standard ReLU SAE that subtracts nothing from its input).
+    d_in : the width of the layer the SAE will be applied to; a mismatch raises :class:`InputError`.
+    """
+    import safetensors
+    import safetensors.torch
+
+    p = Path(path)
+    if p.is_dir():
+        cfg_path = cfg_path or (p / "cfg.json" if (p / "cfg.json").exists() else None)
+        p = p / "sae_weights.safetensors"
+    if not p.exists():
+        raise InputError(f"SAE file {p} not found")
+    if p.suffix != ".safetensors":
+        raise InputError(f"SAE weights must be a .safetensors file (never a pickle), got {p.name!r}")
+    cfg: dict = {}
+    if cfg_path is not None:
+        try:
+            cfg = json.loads(Path(cfg_path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"cannot read the SAE config {Path(cfg_path).name!r}: {e}") from None
+        if not isinstance(cfg, dict):
+            raise InputError("the SAE config must be a JSON object")
+    try:
+        tensors = safetensors.torch.load_file(str(p), device="cpu")
+    except Exception as e:  # noqa: BLE001 - a corrupt upload is a user error
+        raise InputError(f"cannot read {p.name!r} as safetensors: {e}") from None
+    missing = [k for k in ("W_enc", "b_enc", "W_dec") if k not in tensors]
+    if missing:
+        raise InputError(f"{p.name!r} lacks the SAELens tensors {missing}; it has {sorted(tensors)}")
+    w_enc, w_dec, b_enc = tensors["W_enc"].float(), tensors["W_dec"].float(), tensors["b_enc"].float()
+    if w_enc.ndim != 2 or w_dec.ndim != 2 or b_enc.ndim != 1:
+        raise InputError("W_enc and W_dec must be matrices and b_enc a vector")
+    fin, fsae = w_enc.shape
+    if w_dec.shape != (fsae, fin) or b_enc.shape != (fsae,):
+        raise InputError(
+            f"SAE tensor shapes do not agree: W_enc {tuple(w_enc.shape)}, W_dec {tuple(w_dec.shape)}, "
+            f"b_enc {tuple(b_enc.shape)} (expected W_dec [d_sae, d_in] = [{fsae}, {fin}])"
+        )
+    b_dec = tensors.get("b_dec", torch.zeros(fin)).float()
+    if b_dec.shape != (fin,):
+        raise InputError(f"b_dec has shape {tuple(b_dec.shape)}, expected ({fin},)")
+    for key in ("d_in", "d_sae"):
+        want = {"d_in": fin, "d_sae": fsae}[key]
+        if key in cfg and int(cfg[key]) != want:
+            raise InputError(f"cfg.json says {key}={cfg[key]} but the weights have {key}={want}")
+    if d_in is not None and fin != int(d_in):
+        raise InputError(
+            f"the SAE was trained on width {fin}, but the chosen layer has width {d_in}; pick the matching "
+            "model/layer or another SAE"
+        )
+    norm = cfg.get("normalize_activations", "none") or "none"
+    if norm != "none":
+        raise InputError(f"SAEs with normalize_activations={norm!r} are not supported (only 'none')")
+    arch = cfg.get("architecture", "jumprelu" if "threshold" in tensors else "standard")
+    act_fn = cfg.get("activation_fn_str", cfg.get("activation_fn", "relu"))
+    if act_fn == "topk":
+        arch = "topk"
+    k = (cfg.get("activation_fn_kwargs") or {}).get("k") or cfg.get("k")
+    if arch == "topk" and not k:
+        raise InputError("a top-k SAE needs k in cfg.json (activation_fn_kwargs.k)")
+    sae = SparseAutoencoder(
+        fin,
+        fsae,
+        tied=False,
+        architecture=arch,
+        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", False)),
+        k=int(k) if k else None,
+    )
+    with torch.no_grad():
+        sae.W_enc_.copy_(w_enc)
+        sae.W_dec_.copy_(w_dec)
+        sae.b_enc.copy_(b_enc)
+        sae.b_dec.copy_(b_dec)
+        if arch == "jumprelu":
+            thr = tensors.get("threshold")
+            if thr is None or thr.shape != (fsae,):
+                raise InputError("a JumpReLU SAE needs a 'threshold' tensor of shape (d_sae,)")
+            sae.threshold.copy_(thr.float())
+    for name, t in sae.state_dict().items():
+        if not bool(torch.isfinite(t).all()):
+            raise InputError(f"SAE tensor {name} contains NaN or infinite values")
+    return sae.eval()
