@@ -54,11 +54,11 @@ def reference_scan(loaded: LoadedModel, windows: torch.Tensor) -> dict[str, torc
         mid: dict[str, torch.Tensor] = {}
         if layout.pre_norm:
             hk = getattr(layer, layout.mid_norm).register_forward_pre_hook(
-                lambda m, a: mid.__setitem__("x", a[0])
+                lambda m, a, mid=mid: mid.__setitem__("x", a[0])
             )
         else:
             hk = getattr(layer, layout.attn).register_forward_hook(
-                lambda m, a, o: mid.__setitem__("x", first_tensor(o))
+                lambda m, a, o, mid=mid: mid.__setitem__("x", first_tensor(o))
             )
         try:
             nxt = []
