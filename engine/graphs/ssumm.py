@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numba as nb
 import numpy as np
@@ -221,13 +222,17 @@ def _pair_cost(cnt, dense, pairs, sparse_cost):
 
 
 @nb.njit(cache=True)
-def _merge_cost(cnt, pairs, sup_cost, sparse_cost, l1):
-    """(cost, dense) of a block of the merged supernode: the cheaper of dense and sparse encodings."""
+def _merge_cost(cnt, pairs, sup_cost, sparse_cost, mode):
+    """(cost, dense) of a block of the merged supernode: the cheaper of dense and sparse encodings.
+
+    ``mode``: 0 = SSumM (L2), 1 = ReOne (L1), 2 = every nonempty block a superedge (k-Gs / SAA-Gs)."""
     if cnt == 0:
         return 0.0, 0
+    if mode == 2:
+        return 0.0, 1
     w = cnt / pairs
     sparse = sparse_cost * cnt
-    if l1 and w < 0.5:  # ReOne: a superedge of density < 1/2 only adds L1 error
+    if mode == 1 and w < 0.5:  # ReOne: a superedge of density < 1/2 only adds L1 error
         return sparse, 0
     dense = sup_cost + _entropy(w) * pairs
     if dense <= sparse:
@@ -309,7 +314,7 @@ def _get(hk, hc, hd, key, shift):
 
 
 @nb.njit(cache=True)
-def _saving(a, b, st_arrays, hk, hc, hd, size, data, model, n, shift, sup_cost, sparse_cost, l1):
+def _saving(a, b, st_arrays, hk, hc, hd, size, data, model, n, shift, sup_cost, sparse_cost, mode):
     """SSumM's saving of merging a and b: 1 - Cost(a u b) / (Cost(a) + Cost(b) - Cost(a, b))."""
     k, st = _gather(a, b, st_arrays, hk, hc, hd, n, shift)
     ca, cb, mark_a, mark_b, ubuf = st_arrays[7], st_arrays[8], st_arrays[5], st_arrays[6], st_arrays[11]
@@ -329,11 +334,11 @@ def _saving(a, b, st_arrays, hk, hc, hd, size, data, model, n, shift, sup_cost, 
             e += ca[x]
         if mark_b[x] == st:
             e += cb[x]
-        c, _ = _merge_cost(e, sm * size[x], sup_cost, sparse_cost, l1)
+        c, _ = _merge_cost(e, sm * size[x], sup_cost, sparse_cost, mode)
         num += c
     e_aa, _ = _get(hk, hc, hd, _key(a, a, n), shift)
     e_bb, _ = _get(hk, hc, hd, _key(b, b, n), shift)
-    c, _ = _merge_cost(e_aa + e_bb + e_ab, sm * (sm - 1.0) / 2.0, sup_cost, sparse_cost, l1)
+    c, _ = _merge_cost(e_aa + e_bb + e_ab, sm * (sm - 1.0) / 2.0, sup_cost, sparse_cost, mode)
     num += c
     return 1.0 - num / den
 
@@ -373,7 +378,7 @@ def _gc_pool(pool, nstart, nlen, ncap, alive, sc):
 
 
 @nb.njit(cache=True)
-def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift, sparse_cost, l1, sc):
+def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift, sparse_cost, mode, sc):
     """Merge supernode b into a, updating the pair table, costs, counts and a's neighbour list."""
     k, st = _gather(a, b, st_arrays, hk, hc, hd, n, shift)
     pool, nstart, nlen, parent = st_arrays[0], st_arrays[1], st_arrays[2], st_arrays[3]
@@ -404,7 +409,7 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
         sc[_NUM_P] -= fa + fb
         e = ea + eb
         tmp_max = max(tmp_max, e)
-        _, f = _merge_cost(e, sm * sx, sup_cost, sparse_cost, l1)
+        _, f = _merge_cost(e, sm * sx, sup_cost, sparse_cost, mode)
         sc[_NUM_P] += f
         model[x] += f
         if eb > 0:
@@ -420,7 +425,7 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
     _hremove(hk, hc, hd, _key(a, b, n), shift)
     f_self = 0
     if e > 0:
-        _, f_self = _merge_cost(e, sm * (sm - 1.0) / 2.0, sup_cost, sparse_cost, l1)
+        _, f_self = _merge_cost(e, sm * (sm - 1.0) / 2.0, sup_cost, sparse_cost, mode)
         _hset(hk, hc, hd, _key(a, a, n), e, f_self, shift)
         sc[_NUM_P] += f_self
     if tmp_max > sc[_MAX_W]:
@@ -491,7 +496,7 @@ def _merge_step(
     ncap,
     n,
     shift,
-    l1,
+    mode,
     target,
     sc,
 ):
@@ -538,7 +543,7 @@ def _merge_step(
                     shift,
                     sup_cost,
                     sparse_cost,
-                    l1,
+                    mode,
                 )
                 if max_saving < sv:
                     max_saving = sv
@@ -550,7 +555,7 @@ def _merge_step(
             inside = 0
             _merge(
                 grp[best_s], grp[best_d], st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift,
-                sparse_cost, l1, sc,
+                sparse_cost, mode, sc,
             )  # fmt: skip
             merges += 1
             length -= 1
@@ -629,13 +634,11 @@ def _labels(parent):
     return out
 
 
-def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple[Summary, int]:
-    """The SSumM search and sparsification; returns the summary and the iterations run."""
+def _init_state(graph: Graph) -> SimpleNamespace:
+    """The merge state of the trivial summary: one supernode per node, one superedge (weight 1) per edge."""
     n, m = graph.n, graph.m
-    t0 = time.perf_counter()
     adj = graph.adjacency
     indptr, indices = adj.indptr.astype(np.int64), adj.indices.astype(np.int64)
-    # state
     bits = max(4, int(np.ceil(np.log2(2 * (m + n)))) + 1)
     hk = np.full(1 << bits, -1, dtype=np.int64)
     hc = np.zeros(1 << bits, dtype=np.int64)
@@ -669,8 +672,34 @@ def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple[Summ
         np.zeros(n, dtype=np.int64),  # ubuf
         sc,
     )
+    return SimpleNamespace(
+        indptr=indptr,
+        indices=indices,
+        hk=hk,
+        hc=hc,
+        hd=hd,
+        shift=shift,
+        ncap=ncap,
+        parent=parent,
+        size=size,
+        alive=alive,
+        data=data,
+        model=model,
+        sc=sc,
+        st_arrays=st_arrays,
+    )
+
+
+def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple[Summary, int]:
+    """The SSumM search and sparsification; returns the summary and the iterations run."""
+    n, m = graph.n, graph.m
+    t0 = time.perf_counter()
+    st = _init_state(graph)
+    indptr, indices, st_arrays, sc = st.indptr, st.indices, st.st_arrays, st.sc
+    hk, hc, hd, shift = st.hk, st.hc, st.hd, st.shift
+    size, data, model, alive, ncap, parent = st.size, st.data, st.model, st.alive, st.ncap, st.parent
     target = cfg.budget * input_bits(n, m)
-    l1 = cfg.error == "l1"
+    mode = 1 if cfg.error == "l1" else 0
     _seed(int(seed) % (2**32))
     timings["setup"] = time.perf_counter() - t0
     timings["signatures"] = timings["merge"] = 0.0
@@ -698,7 +727,7 @@ def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple[Summ
             ncap,
             n,
             shift,
-            l1,
+            mode,
             target,
             sc,
         )

@@ -1,0 +1,219 @@
+"""Baselines for SSumM, run at the same bit budget so a size-vs-error curve compares like with like.
+
+- ``random-merge``: nodes are merged into supernodes uniformly at random; every nonempty block is a
+  superedge, then SSumM's own sparsification drops the least useful superedges until the summary fits. The
+  number of supernodes is the best of a small geometric grid (best by the chosen error), so the baseline is
+  not handicapped by a bad choice of |S|.
+- ``saa-gs``: SAA-Gs, the sampling variant of k-Gs (LeFevre & Terzi, "GraSS: Graph Structure Summarization",
+  SDM 2010). Greedy agglomeration: at each step sample ``samples`` random pairs of supernodes and merge the
+  pair whose merge raises the reconstruction error (L2: sum over blocks of |E| - |E|^2/|Pi|; L1:
+  2|E|(1 - |E|/|Pi|)) the least. A k-Gs summary keeps every nonempty block as a weighted superedge, so merging
+  continues until that summary fits the bit budget (|S| = k is set by the budget, as in the SSumM paper's
+  comparison). It reuses the SSumM kernel's merge state (pair table, neighbour lists) in mode 2.
+
+For L1, superedges of density below 1/2 are dropped by both baselines (they only add L1 error).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba as nb
+import numpy as np
+
+from engine.graphs import ssumm as _k
+from engine.graphs.costs import (
+    Summary,
+    block_counts,
+    block_pairs,
+    drop_cost,
+    finalize,
+    input_bits,
+    sparsify,
+)
+from engine.graphs.io import Graph
+from engine.graphs.ssumm import GraphSummaryResult, _check, make_result
+from engine.registry import Paper, Param, register
+
+__all__ = ["random_merge", "saa_gs", "GRASS_PAPER"]
+
+GRASS_PAPER = Paper(
+    "GraSS: Graph Structure Summarization", 2010, "SDM 2010", "https://doi.org/10.1137/1.9781611972801.40"
+)
+
+
+def _fit(
+    n: int, labels: np.ndarray, a, b, cnt, error: str, target: float, w_max: int | None = None
+) -> Summary:
+    """Keep the superedges (a, b, cnt) that fit ``target`` bits, dropping the least useful first."""
+    uniq = np.unique(labels)
+    size = np.bincount(labels, minlength=int(labels.max()) + 1)
+    pairs = block_pairs(size[a], size[b], a == b)
+    cost = drop_cost(cnt, pairs, error)
+    if error == "l1":
+        ok = cost >= 0
+        a, b, cnt, cost = a[ok], b[ok], cnt[ok], cost[ok]
+    touched = np.zeros(size.size, dtype=bool)
+    touched[a] = True
+    touched[b] = True
+    n_iso = int((~touched[uniq]).sum())
+    s_now = uniq.size - n_iso + (n_iso > 0)
+    wm = int(w_max if w_max is not None else (cnt.max() if cnt.size else 1))
+    keep = sparsify(n, s_now, a, b, cost, target_bits=target, w_max=wm, has_isolated=n_iso > 0)
+    return finalize(labels, a[keep], b[keep], cnt[keep], merge_isolated=True)
+
+
+@register(
+    "random-merge",
+    family="graphs",
+    paper=None,
+    summary="Merges nodes into supernodes uniformly at random (best |S| of a small grid), then sparsifies "
+    "superedges like SSumM until the summary fits the budget.",
+    params=[
+        Param("budget", 0.2, low=0.01, high=1.0, help="summary size / input size"),
+        Param("error", "l2", choices=("l1", "l2"), help="error used to rank superedges and pick |S|"),
+        Param("grid", 8, low=1, high=32, help="numbers of supernodes tried (geometric grid)"),
+    ],
+)
+def random_merge(
+    graph: Graph, *, budget: float = 0.2, error: str = "l2", grid: int = 8, seed: int = 0
+) -> GraphSummaryResult:
+    """Random-merge baseline at ``budget`` x the input bits (see the module docstring)."""
+    from engine.graphs.costs import errors
+
+    _check(graph, budget, error)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    n = graph.n
+    target = budget * input_bits(n, graph.m)
+    s_max = int(min(n, 2 ** min(60.0, target / n)))
+    sizes = (
+        np.unique(np.geomspace(2, max(s_max, 2), int(grid)).astype(np.int64)) if s_max >= 2 else np.array([1])
+    )
+    best, best_err = None, np.inf
+    for s in sizes:
+        labels = rng.integers(0, int(s), n)
+        a, b, cnt = block_counts(graph, labels, int(s))
+        summ = _fit(n, labels, a, b, cnt, error, target)
+        err = errors(graph, summ)[0 if error == "l1" else 1]
+        if err < best_err:
+            best, best_err = summ, err
+    timings = {"search": time.perf_counter() - t0}
+    params = {"budget": float(budget), "error": error, "grid": int(grid)}
+    return make_result("random-merge", graph, best, params=params, seed=seed, timings=timings)
+
+
+@nb.njit(cache=True)
+def _block_err(e, pairs, l1):
+    if e == 0 or pairs <= 0:
+        return 0.0
+    if l1:
+        return 2.0 * e * (1.0 - e / pairs)
+    return e - e * e / pairs
+
+
+@nb.njit(cache=True)
+def _err_increase(a, b, st_arrays, hk, hc, hd, size, n, shift, l1):
+    """Increase of the L1/L2 reconstruction error if a and b merge (every nonempty block a superedge)."""
+    k, st = _k._gather(a, b, st_arrays, hk, hc, hd, n, shift)
+    mark_a, mark_b, ca, cb, ubuf = st_arrays[5], st_arrays[6], st_arrays[7], st_arrays[8], st_arrays[11]
+    sa = float(size[a])
+    sb = float(size[b])
+    sm = sa + sb
+    inc = 0.0
+    for i in range(k):
+        x = ubuf[i]
+        sx = float(size[x])
+        ea = ca[x] if mark_a[x] == st else 0
+        eb = cb[x] if mark_b[x] == st else 0
+        inc += _block_err(ea + eb, sm * sx, l1) - _block_err(ea, sa * sx, l1) - _block_err(eb, sb * sx, l1)
+    e_aa, _ = _k._get(hk, hc, hd, _k._key(a, a, n), shift)
+    e_bb, _ = _k._get(hk, hc, hd, _k._key(b, b, n), shift)
+    e_ab, _ = _k._get(hk, hc, hd, _k._key(a, b, n), shift)
+    inc += _block_err(e_aa + e_bb + e_ab, sm * (sm - 1.0) / 2.0, l1)
+    inc -= _block_err(e_aa, sa * (sa - 1.0) / 2.0, l1) + _block_err(e_bb, sb * (sb - 1.0) / 2.0, l1)
+    inc -= _block_err(e_ab, sa * sb, l1)
+    return inc
+
+
+@nb.njit(cache=True)
+def _saa_loop(samples, l1, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift, target, sc):
+    live = np.flatnonzero(alive)
+    nl = live.size
+    sparse_cost = 2.0 * np.log2(n)
+    merges = 0
+    while nl >= 2:
+        ls = np.log2(sc[_k._NUM_S])
+        if n * ls + sc[_k._NUM_P] * (2.0 * ls + np.log2(max(sc[_k._MAX_W], 1))) <= target:
+            break
+        best = np.inf
+        bi = 0
+        bj = 1
+        for _ in range(samples):
+            i = np.random.randint(0, nl)
+            j = np.random.randint(0, nl - 1)
+            if j >= i:
+                j += 1
+            inc = _err_increase(live[i], live[j], st_arrays, hk, hc, hd, size, n, shift, l1)
+            if inc < best:
+                best = inc
+                bi = i
+                bj = j
+        _k._merge(
+            live[bi],
+            live[bj],
+            st_arrays,
+            hk,
+            hc,
+            hd,
+            size,
+            data,
+            model,
+            alive,
+            ncap,
+            n,
+            shift,
+            sparse_cost,
+            2,
+            sc,
+        )
+        merges += 1
+        live[bj] = live[nl - 1]
+        nl -= 1
+    return merges
+
+
+@register(
+    "saa-gs",
+    family="graphs",
+    paper=GRASS_PAPER,
+    summary="SAA-Gs (sampling k-Gs): greedily merges, among sampled supernode pairs, the pair that raises the "
+    "reconstruction error least, until the summary with all nonempty blocks as superedges fits the budget.",
+    params=[
+        Param("budget", 0.2, low=0.01, high=1.0, help="summary size / input size"),
+        Param("error", "l2", choices=("l1", "l2"), help="reconstruction error the merges minimise"),
+        Param("samples", 64, low=1, high=4096, help="random supernode pairs scored per merge"),
+    ],
+)
+def saa_gs(
+    graph: Graph, *, budget: float = 0.2, error: str = "l2", samples: int = 64, seed: int = 0
+) -> GraphSummaryResult:
+    """SAA-Gs baseline (LeFevre & Terzi, SDM 2010) at ``budget`` x the input bits."""
+    _check(graph, budget, error)
+    t0 = time.perf_counter()
+    n = graph.n
+    target = budget * input_bits(n, graph.m)
+    st = _k._init_state(graph)
+    _k._seed(int(seed) % (2**32))
+    _saa_loop(
+        int(samples), error == "l1", st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, st.alive,
+        st.ncap, n, st.shift, target, st.sc,
+    )  # fmt: skip
+    t1 = time.perf_counter()
+    labels = _k._labels(st.parent)
+    live = st.hk != -1
+    keys, cnt = st.hk[live], st.hc[live]
+    summ = _fit(n, labels, keys // n, keys % n, cnt, error, target, w_max=int(st.sc[_k._MAX_W]))
+    timings = {"merge": t1 - t0, "sparsify": time.perf_counter() - t1}
+    params = {"budget": float(budget), "error": error, "samples": int(samples)}
+    return make_result("saa-gs", graph, summ, params=params, seed=seed, timings=timings)
