@@ -172,7 +172,7 @@ def _builtin_nx(name: str):
         "les_miserables": nx.les_miserables_graph,
         "florentine_families": nx.florentine_families_graph,
         "davis_southern_women": nx.davis_southern_women_graph,
-        "dolphins_like_caveman": lambda: nx.relaxed_caveman_graph(12, 8, 0.1, seed=7),
+        "relaxed_caveman": lambda: nx.relaxed_caveman_graph(12, 8, 0.1, seed=7),
     }[name]()
 
 
@@ -181,7 +181,7 @@ BUILTINS: dict[str, str] = {
     "les_miserables": "Les Misérables co-appearances (77 nodes, 254 edges)",
     "florentine_families": "Florentine families marriages (15 nodes, 20 edges)",
     "davis_southern_women": "Davis Southern women, bipartite (32 nodes, 89 edges)",
-    "dolphins_like_caveman": "relaxed caveman, 12 caves of 8 (seed 7), clear communities",
+    "relaxed_caveman": "relaxed caveman, 12 caves of 8 (seed 7), clear communities",
 }
 
 

@@ -56,10 +56,10 @@ import numpy as np
 
 from engine.graphs.costs import Summary, drop_cost, errors, finalize, input_bits, sparsify, summary_bits
 from engine.graphs.io import Graph
-from engine.registry import InputError, Paper, Param, register
+from engine.registry import InputError, Method, Paper, Param, register
 from engine.results import Provenance, Result
 
-__all__ = ["SSUMM_PAPER", "SSumMConfig", "GraphSummaryResult", "ssumm", "summarize"]
+__all__ = ["SSUMM_PAPER", "SSumMConfig", "GraphSummaryResult", "ssumm", "summarize", "graph_methods"]
 
 SSUMM_PAPER = Paper(
     "SSumM: Sparse Summarization of Massive Graphs",
@@ -886,11 +886,22 @@ def ssumm(
     return res
 
 
+def graph_methods() -> dict[str, Method]:
+    """The registered graph summarisers, by name.
+
+    Imports only this family's modules, so a broken module of another family (the registry's
+    ``_load_all`` imports every family) cannot take the graph tab or CLI down.
+    """
+    import engine.graphs.baselines  # noqa: F401 - registers random-merge and saa-gs
+    from engine import registry
+
+    return {name: m for name, m in registry._REGISTRY.items() if m.family == "graphs"}
+
+
 def summarize(graph: Graph, method: str = "ssumm", *, seed: int = 0, **params) -> GraphSummaryResult:
     """Run any registered graph summariser by name with validated parameters."""
-    from engine.registry import get
-
-    meth = get(method)
-    if meth.family != "graphs":
-        raise InputError(f"method {method!r} is not a graph summariser")
+    methods = graph_methods()
+    if method not in methods:
+        raise InputError(f"unknown method {method!r}; graph methods: {sorted(methods)}")
+    meth = methods[method]
     return meth(graph, seed=seed, **meth.validate(params))
