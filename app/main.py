@@ -25,7 +25,11 @@ footer {visibility: hidden}
 def tab_modules() -> list[ModuleType]:
     mods = []
     for info in pkgutil.iter_modules(app.tabs.__path__):
-        mod = importlib.import_module(f"app.tabs.{info.name}")
+        try:
+            mod = importlib.import_module(f"app.tabs.{info.name}")
+        except Exception:  # a broken tab must not take the other tabs down; the log says why
+            logging.getLogger("redex.app").exception("tab module app.tabs.%s failed to import", info.name)
+            continue
         if hasattr(mod, "build_tab"):
             mods.append(mod)
     return sorted(mods, key=lambda m: (getattr(m, "TAB_ORDER", 100), m.__name__))

@@ -20,7 +20,6 @@ module installs forward hooks and gets every layer's three scores from **one for
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from engine.models import LoadedModel
 from engine.registry import InputError, Paper, Param, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
-__all__ = ["LLM_DROP_PAPER", "LayerScan", "scan_layers", "hooks"]
+__all__ = ["LLM_DROP_PAPER", "LayerScan", "scan_layers", "scan_from_dict", "hooks"]
 
 LLM_DROP_PAPER = Paper(
     "What Matters in Transformers? Not All Attention is Needed", 2024, "arXiv:2406.15786",
@@ -215,6 +214,9 @@ def scan_layers(
     if not -n_layers <= head_layer < n_layers:
         raise InputError(f"head layer {head_layer} is out of range for a model with {n_layers} layers")
     head_layer %= n_layers
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if max_pos and windows.shape[1] > max_pos:
+        raise InputError(f"sample length {windows.shape[1]} is over this model's maximum of {max_pos} positions")
     windows = windows.to(loaded.device)
     n, t = windows.shape
     per_batch = max(1, batch_tokens // t)
@@ -266,5 +268,10 @@ def scan_layers(
     )
 
 
-def now() -> float:
-    return time.perf_counter()
+def scan_from_dict(d: dict) -> LayerScan:
+    """Rebuild a :class:`LayerScan` from :meth:`LayerScan.to_dict` output (disk cache, JSON exports)."""
+    d = dict(d)
+    prov = Provenance(**d.pop("provenance"))
+    for k in ("attn_similarity", "mlp_similarity", "block_similarity", "hidden_similarity", "head_similarity"):
+        d[k] = np.asarray(d[k], dtype=np.float64)
+    return LayerScan(provenance=prov, **d)

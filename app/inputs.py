@@ -1,0 +1,45 @@
+"""Validation of what users upload or paste, at the app boundary. Nothing uploaded is ever executed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+from engine.config import LIMITS
+from engine.registry import InputError
+
+__all__ = ["read_text_upload", "as_int"]
+
+
+def read_text_upload(path: str | os.PathLike | None) -> str:
+    """Read an uploaded text file (UTF-8, optionally .gz) within the size cap; reject binary files."""
+    if not path:
+        raise InputError("no file uploaded")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise InputError("the uploaded file is empty")
+    if size > LIMITS.max_upload_bytes:
+        raise InputError(f"the uploaded file has {size:,} bytes; the cap is {LIMITS.max_upload_bytes:,}")
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)[: LIMITS.max_text_chars * 4 + 1]
+        except (OSError, EOFError) as e:
+            raise InputError(f"the uploaded .gz file is corrupt: {e}") from None
+    if b"\x00" in raw[:8192]:
+        raise InputError("the uploaded file looks binary (it contains NUL bytes); upload plain UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"the uploaded file is not UTF-8 text (bad byte at position {e.start})") from None
+
+
+def as_int(value, name: str) -> int:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if f != f or not f.is_integer():
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    return int(f)
