@@ -265,16 +265,23 @@ def _ba(m: int, *, seed: int = 0) -> Graph:
 
 
 def _lfr(m: int, *, seed: int = 0) -> Graph:
+    """LFR benchmark via networkx (tau1 = 3, tau2 = 1.5, mu = 0.1, average degree 5). networkx's generator
+    often fails to converge for a given seed, so up to five consecutive seeds are tried (deterministically)."""
     import networkx as nx
 
-    n = max(250, m // 5)
-    try:
-        g = nx.LFR_benchmark_graph(
-            n, 3, 1.5, 0.1, average_degree=10, min_community=20, seed=seed, max_iters=500
-        )
-    except nx.ExceededMaxIterations as e:
-        raise InputError(f"the LFR generator did not converge for n={n}; try another size or seed") from e
-    return _nx_graph(nx.Graph(g), f"lfr(n={n}, mu=0.1, seed={seed})")
+    n = max(250, int(m / 2.15))
+    for s in range(seed, seed + 5):
+        try:
+            g = nx.LFR_benchmark_graph(
+                n, 3, 1.5, 0.1, average_degree=5, min_community=20, max_community=max(50, n // 10), seed=s,
+                max_iters=1000,
+            )  # fmt: skip
+        except nx.ExceededMaxIterations:
+            continue
+        return _nx_graph(nx.Graph(g), f"lfr(n={n}, mu=0.1, seed={s})")
+    raise InputError(
+        f"the LFR generator did not converge for n={n} (seeds {seed}..{seed + 4}); try another size"
+    )
 
 
 # name -> (function, largest edge count allowed, description)
@@ -282,7 +289,7 @@ GENERATORS: dict[str, tuple] = {
     "rmat": (rmat, None, "R-MAT (a, b, c) = (0.57, 0.19, 0.19), skewed degrees"),
     "sbm": (sbm, None, "stochastic block model, 20 blocks, 80% of edges inside blocks"),
     "barabasi_albert": (_ba, 200_000, "Barabási–Albert preferential attachment, 4 edges per new node"),
-    "lfr": (_lfr, 50_000, "LFR benchmark (tau1 = 3, tau2 = 1.5, mu = 0.1), planted communities"),
+    "lfr": (_lfr, 25_000, "LFR benchmark (tau1 = 3, tau2 = 1.5, mu = 0.1), planted communities"),
 }
 
 
@@ -364,6 +371,8 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
         raise InputError(f"{name}: no edges found (only comments or blank lines)") from None
     except pd.errors.ParserError as e:
         raise InputError(f"{name}: rows have different numbers of columns ({str(e).strip()[:120]})") from None
+    if df.shape[0] == 0:
+        raise InputError(f"{name}: no edges found (only comments or blank lines)")
     notices: list[str] = []
     short = df.iloc[:, 1].isna().to_numpy()
     if short.all():
