@@ -144,7 +144,10 @@ def load_model(
 
 def _load_uncached(name: str, *, allow_network: bool, dtype: str) -> LoadedModel:
     import torch
+    import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.disable_progress_bar()
 
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     load_path = "directory"
@@ -161,8 +164,9 @@ def _load_uncached(name: str, *, allow_network: bool, dtype: str) -> LoadedModel
     elif _is_hub_id(name):
         if not allow_network:
             raise InputError(
-                f"{name!r} is a Hugging Face hub id, and network access is off. Tick 'allow network' "
-                "(or set REDEX_ALLOW_NETWORK=1), or use a built-in model: " + ", ".join(BUILTIN_MODELS)
+                f"{name!r} is a Hugging Face hub id, and network access is off: allow it ('Allow network' in the "
+                "app, --allow-network on the command line, or REDEX_ALLOW_NETWORK=1), or use a built-in model: "
+                + ", ".join(BUILTIN_MODELS)
             )
         path, source, local_only, load_path = name, f"hub {name}", False, "hub"
     else:
