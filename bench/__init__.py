@@ -1,0 +1,1 @@
+"""Benchmark scripts; each writes JSON under bench/results/."""
