@@ -146,17 +146,29 @@ def register(
 
 def _load_all() -> None:
     # Registration happens on import of each family module; import them lazily so a caller asking the
-    # registry sees every method without importing heavy dependencies at module import time.
+    # registry sees every method without importing heavy dependencies at module import time. A family that
+    # fails to import is logged and skipped, so one broken family cannot hide the others' methods.
     import importlib
+    import logging
     import pkgutil
 
     import engine
 
     for info in pkgutil.iter_modules(engine.__path__):
-        if info.ispkg:
+        if not info.ispkg or info.name in _FAILED:
+            continue
+        try:
             mod = importlib.import_module(f"engine.{info.name}")
             for sub in getattr(mod, "METHOD_MODULES", ()):
                 importlib.import_module(f"engine.{info.name}.{sub}")
+        except Exception:
+            _FAILED.add(info.name)
+            logging.getLogger("redex.registry").exception(
+                "engine.%s failed to import; its methods are missing", info.name
+            )
+
+
+_FAILED: set[str] = set()
 
 
 def get(name: str) -> Method:

@@ -29,12 +29,16 @@ def reference_scan(loaded: LoadedModel, windows: torch.Tensor) -> dict[str, torc
     layers = decoder_layers(model)
     body = base_model(model)
     windows = windows.to(loaded.device)
-    inputs: list[tuple[torch.Tensor, dict]] = []
+    inputs: list[tuple[torch.Tensor, tuple, dict]] = []
 
     def grab(module, args, kwargs):
-        x = args[0] if args else kwargs["hidden_states"]
+        # keep every other argument (mask, rotary embeddings, GPT-2's positional mask) to replay the layer
+        if args:
+            x, rest = args[0], tuple(args[1:])
+        else:
+            x, rest = kwargs["hidden_states"], ()
         kw = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-        inputs.append((x, kw))
+        inputs.append((x, rest, kw))
         raise _Captured  # stop the forward pass: only layer 0's inputs are needed
 
     h = layers[0].register_forward_pre_hook(grab, with_kwargs=True)
@@ -49,7 +53,7 @@ def reference_scan(loaded: LoadedModel, windows: torch.Tensor) -> dict[str, torc
 
     n_layers = len(layers)
     out = {k: torch.zeros(n_layers, dtype=torch.float64) for k in ("attn", "mlp", "block")}
-    tokens = sum(x.shape[0] * x.shape[1] for x, _ in inputs)
+    tokens = sum(x.shape[0] * x.shape[1] for x, _, _ in inputs)
     for li, layer in enumerate(layers):
         mid: dict[str, torch.Tensor] = {}
         if layout.pre_norm:
@@ -62,14 +66,14 @@ def reference_scan(loaded: LoadedModel, windows: torch.Tensor) -> dict[str, torc
             )
         try:
             nxt = []
-            for x, kw in inputs:
-                y = first_tensor(layer(x, **kw))
+            for x, rest, kw in inputs:
+                y = first_tensor(layer(x, *rest, **kw))
                 m = mid["x"]
                 cos = torch.nn.functional.cosine_similarity
                 out["attn"][li] += cos(x.float(), m.float(), dim=-1).double().sum().item()
                 out["mlp"][li] += cos(m.float(), y.float(), dim=-1).double().sum().item()
                 out["block"][li] += cos(x.float(), y.float(), dim=-1).double().sum().item()
-                nxt.append((y, kw))
+                nxt.append((y, rest, kw))
             inputs = nxt
         finally:
             hk.remove()
