@@ -24,8 +24,8 @@ from visualizers.style import FONT_SIZE, HEATMAP_SCALE, OKABE_ITO, base_layout
 __all__ = ["plot_summary_graphs", "plot_adjacency", "plot_size_error", "caption", "supernode_colors"]
 
 GREY = "#B0B0B0"
-WIDE = 1100  # two panels side by side
-TALL = 560
+WIDE = 860  # two panels side by side; fits the tab's figure column
+TALL = 470
 
 
 def supernode_colors(sizes: np.ndarray) -> np.ndarray:

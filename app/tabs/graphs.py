@@ -199,10 +199,12 @@ def compare_handler(
     fig = plot_size_error(
         rows, error=error, title=f"{graph.name}: size vs {error.upper()} error, every method"
     )
+    bits = rows[0]["input_bits"] if rows else 0.0
     text = (
         f"Each method summarised **{graph.name}** ({graph.n:,} nodes, {graph.m:,} edges) at budgets "
-        f"{', '.join(map(str, COMPARE_BUDGETS))} of its {2 * graph.m:,} x log2 {graph.n:,} input bits, minimising "
-        f"{error.upper()}, seed {seed}. Lower and further left is better."
+        f"{', '.join(map(str, COMPARE_BUDGETS))} of its 2|E| log2|V| = {bits:,.0f} input bits, minimising "
+        f"{error.upper()}, seed {seed}. Lower and further left is better; seconds are those of the first run "
+        "(repeats are answered from the cache)."
     )
     return fig, table, text
 
