@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
         p.set_defaults(_module=mod)
-    sub.add_parser("methods", help="list every registered method with its paper").set_defaults(_module=None)
+    methods = sub.add_parser("methods", help="list every registered method with its paper")
+    methods.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    methods.set_defaults(_module=None)
     return parser
 
 
