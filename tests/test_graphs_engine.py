@@ -139,6 +139,17 @@ def _check_state(graph, st):
     alive = st.alive
     np.testing.assert_allclose(st.data[alive], data[alive], rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(st.model[alive], model[alive])
+    # every neighbour list, once compacted, lists each neighbour once with its exact edge count
+    pool, nstart, nlen, parent, mark, *_ = st.st_arrays
+    sc, pcnt, posb = st.st_arrays[12], st.st_arrays[13], st.st_arrays[14]
+    for v in np.flatnonzero(alive):
+        k._compact(v, pool, pcnt, nstart, nlen, parent, mark, posb, sc)
+        got = {
+            int(x): int(c)
+            for x, c in zip(pool[nstart[v] : nstart[v] + nlen[v]], pcnt[nstart[v] : nstart[v] + nlen[v]])
+        }
+        want = {(y if x == v else x): c for (x, y), (c, _) in table.items() if v in (x, y) and x != y}
+        assert got == want
 
 
 def _saving_brute(graph, st, a, b, mode):

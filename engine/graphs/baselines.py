@@ -115,7 +115,7 @@ def _block_err(e, pairs, l1):
 @nb.njit(cache=True)
 def _err_increase(a, b, st_arrays, hk, hc, hd, size, n, shift, l1):
     """Increase of the L1/L2 reconstruction error if a and b merge (every nonempty block a superedge)."""
-    k, st = _k._gather(a, b, st_arrays, hk, hc, hd, n, shift)
+    k, st = _k._gather(a, b, st_arrays)
     mark_a, mark_b, ca, cb, ubuf = st_arrays[5], st_arrays[6], st_arrays[7], st_arrays[8], st_arrays[11]
     sa = float(size[a])
     sb = float(size[b])

@@ -234,6 +234,8 @@ def _merge_cost(cnt, pairs, sup_cost, sparse_cost, mode):
     sparse = sparse_cost * cnt
     if mode == 1 and w < 0.5:  # ReOne: a superedge of density < 1/2 only adds L1 error
         return sparse, 0
+    if sup_cost > sparse:  # dense >= sup_cost: skip the entropy (same answer, cheaper)
+        return sparse, 0
     dense = sup_cost + _entropy(w) * pairs
     if dense <= sparse:
         return dense, 1
@@ -249,27 +251,37 @@ def _find(parent, x):
 
 
 @nb.njit(cache=True)
-def _compact(v, pool, nstart, nlen, parent, mark, sc):
-    """Rewrite v's neighbour list with current, distinct supernode ids (never longer than before)."""
+def _compact(v, pool, pcnt, nstart, nlen, parent, mark, posb, sc):
+    """Rewrite v's neighbour list with current, distinct supernode ids and their edge counts.
+
+    Entries are (id, count). Counts add under merging (|E_v,AuB| = |E_vA| + |E_vB|), so entries that now
+    resolve to the same supernode are summed, and the list stays exact without being touched on merges.
+    """
     sc[_STAMP] += 1
     st = sc[_STAMP]
     s0 = nstart[v]
     w = s0
     for i in range(s0, s0 + nlen[v]):
         r = _find(parent, pool[i])
-        if r != v and mark[r] != st:
+        if r == v:
+            continue
+        if mark[r] != st:
             mark[r] = st
+            posb[r] = w
             pool[w] = r
+            pcnt[w] = pcnt[i]
             w += 1
+        else:
+            pcnt[posb[r]] += pcnt[i]
     nlen[v] = w - s0
 
 
 @nb.njit(cache=True)
-def _gather(a, b, st_arrays, hk, hc, hd, n, shift):
-    """Union of a's and b's neighbours (excluding a, b) into ubuf; counts/flags to a and b per neighbour."""
-    pool, nstart, nlen, parent, mark, mark_a, mark_b, ca, cb, da, db, ubuf, sc = st_arrays
-    _compact(a, pool, nstart, nlen, parent, mark, sc)
-    _compact(b, pool, nstart, nlen, parent, mark, sc)
+def _gather(a, b, st_arrays):
+    """Union of a's and b's neighbours (excluding a, b) into ubuf, with each one's edge count to a and b."""
+    pool, nstart, nlen, parent, mark, mark_a, mark_b, ca, cb, da, db, ubuf, sc, pcnt, posb = st_arrays
+    _compact(a, pool, pcnt, nstart, nlen, parent, mark, posb, sc)
+    _compact(b, pool, pcnt, nstart, nlen, parent, mark, posb, sc)
     sc[_STAMP] += 1
     st = sc[_STAMP]
     k = 0
@@ -277,13 +289,7 @@ def _gather(a, b, st_arrays, hk, hc, hd, n, shift):
         x = pool[i]
         if x == b:
             continue
-        j = _hfind(hk, _key(a, x, n), shift)
-        if j >= 0:
-            ca[x] = hc[j]
-            da[x] = hd[j]
-        else:
-            ca[x] = 0
-            da[x] = 0
+        ca[x] = pcnt[i]
         mark_a[x] = st
         ubuf[k] = x
         k += 1
@@ -291,13 +297,7 @@ def _gather(a, b, st_arrays, hk, hc, hd, n, shift):
         x = pool[i]
         if x == a:
             continue
-        j = _hfind(hk, _key(b, x, n), shift)
-        if j >= 0:
-            cb[x] = hc[j]
-            db[x] = hd[j]
-        else:
-            cb[x] = 0
-            db[x] = 0
+        cb[x] = pcnt[i]
         mark_b[x] = st
         if mark_a[x] != st:
             ubuf[k] = x
@@ -316,7 +316,7 @@ def _get(hk, hc, hd, key, shift):
 @nb.njit(cache=True)
 def _saving(a, b, st_arrays, hk, hc, hd, size, data, model, n, shift, sup_cost, sparse_cost, mode):
     """SSumM's saving of merging a and b: 1 - Cost(a u b) / (Cost(a) + Cost(b) - Cost(a, b))."""
-    k, st = _gather(a, b, st_arrays, hk, hc, hd, n, shift)
+    k, st = _gather(a, b, st_arrays)
     ca, cb, mark_a, mark_b, ubuf = st_arrays[7], st_arrays[8], st_arrays[5], st_arrays[6], st_arrays[11]
     sa = float(size[a])
     sb = float(size[b])
@@ -361,7 +361,7 @@ def _hremove(hk, hc, hd, key, shift):
 
 
 @nb.njit(cache=True)
-def _gc_pool(pool, nstart, nlen, ncap, alive, sc):
+def _gc_pool(pool, pcnt, nstart, nlen, ncap, alive, sc):
     """Move every live neighbour list to the front of the pool (in start order), freeing the rest."""
     ids = np.flatnonzero(alive)
     order = np.argsort(nstart[ids])
@@ -371,6 +371,7 @@ def _gc_pool(pool, nstart, nlen, ncap, alive, sc):
         s0 = nstart[v]
         for i in range(nlen[v]):
             pool[w + i] = pool[s0 + i]
+            pcnt[w + i] = pcnt[s0 + i]
         nstart[v] = w
         ncap[v] = nlen[v]
         w += nlen[v]
@@ -380,15 +381,14 @@ def _gc_pool(pool, nstart, nlen, ncap, alive, sc):
 @nb.njit(cache=True)
 def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift, sparse_cost, mode, sc):
     """Merge supernode b into a, updating the pair table, costs, counts and a's neighbour list."""
-    k, st = _gather(a, b, st_arrays, hk, hc, hd, n, shift)
-    pool, nstart, nlen, parent = st_arrays[0], st_arrays[1], st_arrays[2], st_arrays[3]
-    mark_a, mark_b, ca, cb, da, db, ubuf = (
+    k, st = _gather(a, b, st_arrays)
+    pool, nstart, nlen, parent, pcnt = st_arrays[0], st_arrays[1], st_arrays[2], st_arrays[3], st_arrays[13]
+    mark_a, mark_b, ca, cb, da, ubuf = (
         st_arrays[5],
         st_arrays[6],
         st_arrays[7],
         st_arrays[8],
         st_arrays[9],
-        st_arrays[10],
         st_arrays[11],
     )
     sa = float(size[a])
@@ -401,9 +401,13 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
         sx = float(size[x])
         ea, fa, eb, fb = 0, 0, 0, 0
         if mark_a[x] == st:
-            ea, fa = ca[x], da[x]
+            ea = ca[x]
+            fa = hd[_hfind(hk, _key(a, x, n), shift)]
         if mark_b[x] == st:
-            eb, fb = cb[x], db[x]
+            eb = cb[x]
+            jb = _hfind(hk, _key(b, x, n), shift)
+            fb = hd[jb]
+            _hdel(hk, hc, hd, jb, shift)
         data[x] -= _pair_cost(ea, fa, sa * sx, sparse_cost) + _pair_cost(eb, fb, sb * sx, sparse_cost)
         model[x] -= fa + fb
         sc[_NUM_P] -= fa + fb
@@ -412,9 +416,9 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
         _, f = _merge_cost(e, sm * sx, sup_cost, sparse_cost, mode)
         sc[_NUM_P] += f
         model[x] += f
-        if eb > 0:
-            _hremove(hk, hc, hd, _key(b, x, n), shift)
         _hset(hk, hc, hd, _key(a, x, n), e, f, shift)
+        ca[x] = e  # the merged pair, reused below and as a's new list
+        da[x] = f
     e_aa, f_aa = _get(hk, hc, hd, _key(a, a, n), shift)
     e_bb, f_bb = _get(hk, hc, hd, _key(b, b, n), shift)
     e_ab, f_ab = _get(hk, hc, hd, _key(a, b, n), shift)
@@ -441,10 +445,9 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
     m_a = f_self
     for i in range(k):
         x = ubuf[i]
-        j = _hfind(hk, _key(a, x, n), shift)
-        c = _pair_cost(hc[j], hd[j], sm * size[x], sparse_cost)
+        c = _pair_cost(ca[x], da[x], sm * size[x], sparse_cost)
         d_a += c
-        m_a += hd[j]
+        m_a += da[x]
         data[x] += c
     data[a] = d_a
     model[a] = m_a
@@ -459,13 +462,15 @@ def _merge(a, b, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift
             want = k + k // 2 + 4
             if sc[_USED] + want > pool.size:
                 nlen[b] = 0
-                _gc_pool(pool, nstart, nlen, ncap, alive, sc)
+                _gc_pool(pool, pcnt, nstart, nlen, ncap, alive, sc)
             nstart[a] = sc[_USED]
             ncap[a] = want
             sc[_USED] += want
     s0 = nstart[a]
     for i in range(k):
-        pool[s0 + i] = ubuf[i]
+        x = ubuf[i]
+        pool[s0 + i] = x
+        pcnt[s0 + i] = ca[x]
     nlen[a] = k
     nlen[b] = 0
     ncap[b] = 0
@@ -647,6 +652,8 @@ def _init_state(graph: Graph) -> SimpleNamespace:
     _fill_table(hk, hc, hd, graph.edges[:, 0] * n + graph.edges[:, 1], shift)
     pool = np.empty(4 * indices.size + 64, dtype=np.int64)
     pool[: indices.size] = indices
+    pcnt = np.zeros(pool.size, dtype=np.int64)
+    pcnt[: indices.size] = 1
     nstart = indptr[:-1].copy()
     nlen = np.diff(indptr)
     ncap = nlen.copy()
@@ -671,6 +678,8 @@ def _init_state(graph: Graph) -> SimpleNamespace:
         np.zeros(n, dtype=np.int8),  # db
         np.zeros(n, dtype=np.int64),  # ubuf
         sc,
+        pcnt,  # edge count of each neighbour-list entry
+        np.zeros(n, dtype=np.int64),  # posb (compaction)
     )
     return SimpleNamespace(
         indptr=indptr,
