@@ -15,6 +15,12 @@ Deviations, each on purpose:
 - The official code keeps the "best" state with ``state_dict().copy()``, a shallow copy whose tensors keep
   being updated in place, so the restored model is the last one, not the best. We deep-copy, so the best epoch
   is really restored (the two differ by at most ``patience`` epochs of a plateau).
+- ``normalize="rms"`` (default) multiplies the activations by one scalar so that their mean square per
+  element is 1 before training (SAELens' ``expected_average_only_in`` does the same). The paper trains on raw
+  activations of small models; a language model's residual stream has norms in the hundreds that grow with
+  depth, where lr 1e-3 diverges and a fixed lambda would mean something different at every layer. The scale is
+  folded into the weights when saved, so a saved SAE is a plain SAELens SAE. ``normalize="none"`` is the
+  paper's rule (used for the toy models, whose activations are already O(1)).
 - ``min_delta`` (default 1e-3, relative) counts an epoch as an improvement only if it lowers the best loss by
   that fraction. The official criterion (any decrease) almost never fires on language-model activations, whose
   loss keeps creeping down by 1e-5 per epoch, so every SAE would run to the 300-epoch cap. Set
@@ -28,12 +34,12 @@ only, never unpickled.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +55,7 @@ __all__ = [
     "TrainedSAE",
     "SAEStats",
     "train_sae",
+    "train_sae_stack",
     "sae_stats",
     "save_saelens",
     "load_saelens",
@@ -70,6 +77,7 @@ class SAEConfig:
     patience: int = 10  # epochs without improvement before stopping (official: 10)
     min_delta: float = 1e-3  # relative improvement that counts (official: 0; see module docstring)
     max_activations: int = 10_000  # training samples kept (paper: up to 10k)
+    normalize: str = "rms"  # "rms": scale inputs to unit mean square per element; "none": raw (paper)
 
 
 class SparseAutoencoder(nn.Module):
@@ -93,6 +101,7 @@ class SparseAutoencoder(nn.Module):
         if architecture not in ("standard", "jumprelu", "topk"):
             raise InputError(f"SAE architecture {architecture!r} is not supported (standard, jumprelu, topk)")
         self.d_in, self.d_sae, self.tied = int(d_in), int(d_sae), tied
+        self.scale = 1.0  # inputs are multiplied by this before encoding, outputs divided after decoding
         self.architecture, self.apply_b_dec_to_input, self.k = architecture, apply_b_dec_to_input, k
         if tied:
             self.weight = nn.Parameter(torch.empty(self.d_sae, self.d_in))  # [d_sae, d_in]
@@ -116,6 +125,7 @@ class SparseAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[..., d_in] -> codes [..., d_sae] (non-negative)."""
+        x = x * self.scale
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
         if self.tied:
@@ -131,7 +141,7 @@ class SparseAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """codes [..., d_sae] -> reconstruction [..., d_in]."""
-        return z @ self.W_dec + self.b_dec
+        return (z @ self.W_dec + self.b_dec) / self.scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encode(x)
@@ -160,13 +170,12 @@ class TrainedSAE:
     sae: SparseAutoencoder
     config: SAEConfig
     losses: list[float]  # mean training loss per epoch
-    recon_losses: list[float]
-    epochs: int  # epochs run
+    recon_losses: list[float]  # mean reconstruction MSE per epoch
+    epochs: int  # epochs run until the stopping rule fired (or max_epochs)
     best_epoch: int  # 0-based epoch whose weights are kept
     stopped_early: bool  # True when the patience rule fired (converged), False when max_epochs ran out
     seconds: float
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
 
 
 def train_sae(
@@ -183,71 +192,131 @@ def train_sae(
     non-finite activations.
     """
     acts = check_activations(acts)
+    return train_sae_stack(acts[None], config, seed=seed, device=device, progress=progress)[0]
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` torch threads. Small-tensor loops (toy models, narrow SAEs) run several times
+    faster on one thread than on two busy ones, where OpenMP's barrier waits dominate each tiny kernel."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, old)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_sae_stack(
+    acts: torch.Tensor,
+    config: SAEConfig = SAEConfig(),
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> list[TrainedSAE]:
+    """Train ``k`` independent tied SAEs at once on ``acts`` [k, N, d_in] (one data set each).
+
+    The instances share nothing but the batch order: the loss is the sum of the per-instance losses, so each
+    instance's gradient (and Adam's per-element state) is its own. Each instance has its own early-stopping
+    clock and keeps its own best epoch; training ends when every instance has stopped. :func:`train_sae` is
+    the ``k = 1`` case. Used for the toy-model sweep, where many small SAEs would otherwise each pay Python's
+    per-step overhead.
+    """
+    if acts.ndim != 3:
+        raise InputError(f"stacked activations must be [instances, samples, width], got {tuple(acts.shape)}")
+    for i in range(acts.shape[0]):
+        check_activations(acts[i])
     if config.expansion < 1:
         raise InputError(
             f"expansion must be >= 1 (the dictionary must be at least as wide), got {config.expansion}"
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    x = acts[: config.max_activations].to(device)
-    n, d_in = x.shape
+    x = acts[:, : config.max_activations].float().to(device)  # [k, n, d_in]
+    k, n, d_in = x.shape
+    if config.normalize not in ("rms", "none"):
+        raise InputError(f"normalize must be 'rms' or 'none', got {config.normalize!r}")
+    if config.normalize == "rms":  # one scalar per instance: mean square per element becomes 1
+        scale = x.pow(2).mean(dim=(1, 2), keepdim=True).clamp_min(1e-12).rsqrt()  # [k, 1, 1]
+    else:
+        scale = torch.ones(k, 1, 1, device=device)
+    x = x * scale
     d_sae = int(round(d_in * config.expansion))
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    sae = SparseAutoencoder(d_in, d_sae, tied=True).to(device)
-    with torch.no_grad():  # initialise from our own generator so the result does not depend on global state
-        bound = math.sqrt(6.0 / (d_in + d_sae))
-        sae.weight.copy_((torch.rand(d_sae, d_in, generator=gen) * 2 - 1) * bound)
-    opt = torch.optim.Adam([sae.weight, sae.b_enc], lr=config.lr)
+    bound = math.sqrt(6.0 / (d_in + d_sae))  # Xavier-uniform, as the official encoder init
+    weight = ((torch.rand(k, d_sae, d_in, generator=gen) * 2 - 1) * bound).to(device).requires_grad_()
+    b_enc = torch.zeros(k, 1, d_sae, device=device, requires_grad=True)
+    opt = torch.optim.Adam([weight, b_enc], lr=config.lr)
     bs = int(config.batch_size)
     n_batches = math.ceil(n / bs)
-    best, best_epoch, best_state = math.inf, 0, None
+    best = torch.full((k,), math.inf, dtype=torch.float64)
+    best_epoch = torch.zeros(k, dtype=torch.long)
+    best_w, best_b = weight.detach().clone(), b_enc.detach().clone()
+    stop_epoch = torch.full((k,), -1, dtype=torch.long)
     losses, recons = [], []
-    stopped = False
     t0 = time.perf_counter()
     epoch = -1
-    for epoch in range(int(config.max_epochs)):
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot = torch.zeros((), device=device)
-        rec = torch.zeros((), device=device)
-        for i in range(n_batches):
-            xb = x[perm[i * bs : (i + 1) * bs]]
-            z = F.relu(F.linear(xb, sae.weight, sae.b_enc))
-            mse = F.mse_loss(z @ sae.weight, xb)
-            loss = mse + config.l1 * z.abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += loss.detach()
-            rec += mse.detach()
-        cur = float(tot) / n_batches
-        losses.append(cur)
-        recons.append(float(rec) / n_batches)
-        if progress is not None:
-            progress(epoch, cur)
-        if not math.isfinite(cur):
-            raise InputError("SAE training diverged (loss is not finite); try a smaller learning rate")
-        if cur < best * (1.0 - config.min_delta) or best_state is None:
-            best, best_epoch = cur, epoch
-            best_state = copy.deepcopy(sae.state_dict())
-        elif epoch - best_epoch >= config.patience:
-            stopped = True
-            break
-    if best_state is not None and best_epoch != epoch:
-        sae.load_state_dict(best_state)
-    sae.eval()
-    if device != "cpu":
+    small = k * bs * d_in * d_sae < 20_000_000  # per-step work too small to split over threads
+    with torch_threads(1 if small and device == "cpu" else torch.get_num_threads()):
+        for epoch in range(int(config.max_epochs)):
+            perm = torch.randperm(n, generator=gen).to(device)
+            tot = torch.zeros(k, device=device)
+            rec = torch.zeros(k, device=device)
+            for i in range(n_batches):
+                xb = x[:, perm[i * bs : (i + 1) * bs]]  # [k, b, d_in]
+                z = F.relu(torch.baddbmm(b_enc, xb, weight.transpose(1, 2)))  # [k, b, d_sae]
+                mse = ((torch.bmm(z, weight) - xb) ** 2).mean(dim=(1, 2))  # [k]
+                loss_k = mse + config.l1 * z.abs().mean(dim=(1, 2))
+                opt.zero_grad(set_to_none=True)
+                loss_k.sum().backward()
+                opt.step()
+                tot += loss_k.detach()
+                rec += mse.detach()
+            cur = (tot / n_batches).double().cpu()
+            losses.append(cur.tolist())
+            recons.append((rec / n_batches).double().cpu().tolist())
+            if progress is not None:
+                progress(epoch, float(cur.mean()))
+            if not bool(torch.isfinite(cur).all()):
+                raise InputError("SAE training diverged (loss is not finite); try a smaller learning rate")
+            active = stop_epoch < 0
+            improved = active & (cur < best * (1.0 - config.min_delta))
+            if bool(improved.any()):
+                idx = improved.nonzero().flatten().to(device)
+                with torch.no_grad():
+                    best_w[idx] = weight.detach()[idx]
+                    best_b[idx] = b_enc.detach()[idx]
+                best = torch.where(improved, cur, best)
+                best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
+            newly = active & ~improved & (epoch - best_epoch >= config.patience)
+            stop_epoch = torch.where(newly, torch.full_like(stop_epoch, epoch), stop_epoch)
+            if bool((stop_epoch >= 0).all()):
+                break
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return TrainedSAE(
-        sae=sae,
-        config=config,
-        losses=losses,
-        recon_losses=recons,
-        epochs=epoch + 1,
-        best_epoch=best_epoch,
-        stopped_early=stopped,
-        seconds=time.perf_counter() - t0,
-        device=device,
-    )
+    seconds = time.perf_counter() - t0
+    out = []
+    for j in range(k):
+        sae = SparseAutoencoder(d_in, d_sae, tied=True).to(device)
+        with torch.no_grad():
+            sae.weight.copy_(best_w[j])
+            sae.b_enc.copy_(best_b[j, 0])
+        sae.scale = float(scale[j])
+        ran = int(stop_epoch[j]) + 1 if stop_epoch[j] >= 0 else epoch + 1
+        out.append(
+            TrainedSAE(
+                sae=sae.eval(),
+                config=config,
+                losses=[ep[j] for ep in losses[:ran]],
+                recon_losses=[ep[j] for ep in recons[:ran]],
+                epochs=ran,
+                best_epoch=int(best_epoch[j]),
+                stopped_early=bool(stop_epoch[j] >= 0),
+                seconds=seconds,
+                device=device,
+            )
+        )
+    return out
 
 
 @dataclass
@@ -307,11 +376,12 @@ def save_saelens(
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    s = float(sae.scale)  # fold the input scale in: encode(s x), decode(.) / s
     tensors = {
-        "W_enc": sae.W_enc.detach().cpu().contiguous().float(),
+        "W_enc": (sae.W_enc.detach() * s).cpu().contiguous().float(),
         "b_enc": sae.b_enc.detach().cpu().contiguous().float(),
-        "W_dec": sae.W_dec.detach().cpu().contiguous().float(),
-        "b_dec": sae.b_dec.detach().cpu().contiguous().float(),
+        "W_dec": (sae.W_dec.detach() / s).cpu().contiguous().float(),
+        "b_dec": (sae.b_dec.detach() / s).cpu().contiguous().float(),
     }
     if sae.architecture == "jumprelu":
         tensors["threshold"] = sae.threshold.detach().cpu().contiguous().float()

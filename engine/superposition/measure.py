@@ -1,0 +1,416 @@
+"""Registered measurements: one layer's effective-feature count, and a scan over every layer of a model.
+
+``sae-feature-count`` captures a layer's activations (:mod:`.activations`), trains the paper's tied SAE on
+them (:mod:`.sae`) or applies a user's pretrained SAELens SAE, and reports ``F = exp(H)``, ``N`` and
+``psi = F / N`` (:mod:`.metrics`) with the SAE's reconstruction and sparsity statistics.
+
+``sae-layer-scan`` does the same for many layers from one forward pass per batch, and, because ``F`` depends on
+the L1 coefficient and the dictionary size (the paper says so and shows it), repeats the measurement for a
+small one-at-a-time sweep around the defaults (lambda x {0.5, 2}, expansion x {0.5, 2}); the minimum and maximum
+``F`` over the sweep form the sensitivity band drawn around each layer's value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.cache import MemoryCache, disk_get, disk_put
+from engine.registry import InputError, Param, register
+from engine.results import Provenance, Result, Stopwatch, fingerprint
+
+from .activations import SITES, ActivationSet, collect_activations, hook_name
+from .metrics import feature_count
+from .sae import SAEConfig, SparseAutoencoder, TrainedSAE, load_saelens, sae_stats, train_sae
+from .toy import BERESKA
+
+__all__ = [
+    "LayerMeasurement",
+    "LayerScan",
+    "measure_layer",
+    "scan_layers",
+    "measure_activations",
+    "SWEEP",
+    "MAX_SWEEP_RUNS",
+]
+
+SWEEP = (("l1", 0.5), ("l1", 2.0), ("expansion", 0.5), ("expansion", 2.0))  # one-at-a-time factors
+MAX_SWEEP_RUNS = 400  # layers x (1 + sweep settings): more than this is refused as too large
+_MEMO = MemoryCache(maxsize=8)
+
+SAE_PARAMS = [
+    Param("expansion", 4.0, low=1.0, high=32.0, help="dictionary size / layer width (paper: 4)"),
+    Param("l1", 0.1, low=0.0, high=10.0, help="L1 coefficient lambda (paper: 0.1)"),
+    Param("lr", 1e-3, low=1e-5, high=1e-1, help="Adam learning rate (paper: 1e-3)"),
+    Param("batch_size", 128, low=8, high=4096, help="SAE batch size (paper: 128)"),
+    Param("max_activations", 10_000, low=256, high=20_000, help="activations the SAE trains on (paper: 10k)"),
+    Param("max_epochs", 300, low=1, high=1000, help="epoch cap"),
+    Param("patience", 10, low=1, high=100, help="early stopping: epochs without improvement (paper: 10)"),
+    Param("min_delta", 1e-3, low=0.0, high=0.1, help="relative improvement that resets patience (paper: 0)"),
+]
+
+
+def _sae_config(**kw) -> SAEConfig:
+    names = {f for f in SAEConfig.__dataclass_fields__}
+    return SAEConfig(**{k: v for k, v in kw.items() if k in names})
+
+
+@dataclass
+class LayerMeasurement(Result):
+    model: str = ""
+    layer: int = -1
+    site: str = "resid"
+    hook: str = ""
+    neurons: int = 0  # N, layer width
+    d_sae: int = 0
+    n_activations: int = 0
+    entropy: float = float("nan")
+    effective_features: float = float("nan")
+    psi: float = float("nan")
+    mse: float = float("nan")
+    explained_variance: float = float("nan")
+    l0: float = float("nan")
+    dead_fraction: float = float("nan")
+    dense_fraction: float = float("nan")
+    sae_source: str = "trained"  # "trained" or the SAELens file
+    epochs: int = 0
+    best_epoch: int = 0
+    converged: bool = False  # early stopping fired before max_epochs
+    sae_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    p: list[float] = field(default_factory=list)  # [d_sae] activation-mass distribution
+    freq: list[float] = field(default_factory=list)  # [d_sae] activation frequency
+    # not serialised: the SAE and the activations, for the feature map
+    sae: Any = field(default=None, repr=False)
+    activations: Any = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        keys = (
+            "model layer site neurons d_sae n_activations effective_features psi entropy mse "
+            "explained_variance l0 dead_fraction dense_fraction epochs converged sae_seconds"
+        ).split()
+        return {k: getattr(self, k) for k in keys}
+
+    def tables(self):
+        return {
+            "summary": [self.summary()],
+            "features": [
+                {"feature": i, "p": p, "freq": f} for i, (p, f) in enumerate(zip(self.p, self.freq))
+            ],
+        }
+
+
+def measure_activations(
+    acts: torch.Tensor,
+    *,
+    sae: SparseAutoencoder | None = None,
+    config: SAEConfig = SAEConfig(),
+    seed: int = 0,
+    device: str | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[dict[str, Any], TrainedSAE | None, SparseAutoencoder]:
+    """Train (or apply) an SAE on ``acts`` [N, d] and return the metrics dict, the training record, the SAE."""
+    trained = None
+    if sae is None:
+        trained = train_sae(acts, config, seed=seed, device=device, progress=progress)
+        sae = trained.sae
+    elif sae.d_in != acts.shape[1]:
+        raise InputError(f"the SAE expects width {sae.d_in}, the layer has width {acts.shape[1]}")
+    st = sae_stats(sae, acts)
+    fc = feature_count(st.mean_abs[None], acts.shape[1])
+    p = st.mean_abs / st.mean_abs.sum() if st.mean_abs.sum() > 0 else np.full(sae.d_sae, 1.0 / sae.d_sae)
+    metrics = dict(
+        neurons=int(acts.shape[1]),
+        d_sae=sae.d_sae,
+        n_activations=int(acts.shape[0]),
+        entropy=fc.entropy,
+        effective_features=fc.effective_features,
+        psi=fc.psi,
+        mse=st.mse,
+        explained_variance=st.explained_variance,
+        l0=st.l0,
+        dead_fraction=st.dead_fraction,
+        dense_fraction=st.dense_fraction,
+        p=p.astype(np.float32).tolist(),
+        freq=st.freq.astype(np.float32).tolist(),
+    )
+    if trained is not None:
+        metrics.update(
+            epochs=trained.epochs,
+            best_epoch=trained.best_epoch,
+            converged=trained.stopped_early,
+            sae_seconds=trained.seconds,
+            losses=trained.losses,
+        )
+    return metrics, trained, sae
+
+
+@register(
+    "sae-feature-count",
+    family="superposition",
+    paper=BERESKA,
+    summary="Trains the paper's tied ReLU SAE on one layer's activations and counts effective features "
+    "F = exp(H) of the activation-mass distribution; psi = F / N.",
+    params=SAE_PARAMS,
+)
+def measure_layer(
+    model: str = "smollm2",
+    layer: int = 0,
+    *,
+    site: str = "resid",
+    text: str | None = None,
+    seq_len: int = 128,
+    sae_path: str | None = None,
+    sae_cfg_path: str | None = None,
+    allow_network: bool = False,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+    **sae_params: Any,
+) -> LayerMeasurement:
+    """Effective features of one layer of ``model`` (a built-in name, a directory or a hub id)."""
+    from engine.models import load_model
+
+    from .sae import DENSE_THRESHOLD  # noqa: F401 - documented in the caption
+
+    params = _validated(sae_params)
+    cfg = _sae_config(**params)
+    sw = Stopwatch()
+    t0 = time.perf_counter()
+    with sw("load_model"):
+        loaded = load_model(model, allow_network=allow_network)
+    with sw("capture"):
+        aset = collect_activations(
+            loaded,
+            [layer],
+            site=site,
+            text=text,
+            max_activations=cfg.max_activations,
+            seq_len=seq_len,
+            progress=progress,
+        )
+    acts = aset.acts[int(layer)]
+    user_sae = None
+    if sae_path:
+        user_sae = load_saelens(sae_path, cfg_path=sae_cfg_path, d_in=acts.shape[1]).to(_device())
+
+    def epoch_cb(ep, loss):
+        if progress is not None:
+            progress(min(0.99, (ep + 1) / cfg.max_epochs), f"SAE epoch {ep + 1}, loss {loss:.4g}")
+
+    with sw("sae"):
+        metrics, _, sae = measure_activations(acts, sae=user_sae, config=cfg, seed=seed, progress=epoch_cb)
+    prov = Provenance(
+        method="sae-feature-count",
+        params={**params, "model": model, "layer": int(layer), "site": site, "seq_len": seq_len},
+        input_fingerprint=fingerprint(model, int(layer), site, text or "default-corpus", sae_path or ""),
+        seed=seed,
+        backend=_device(),
+        timings={**sw.timings, "total": time.perf_counter() - t0},
+    )
+    return LayerMeasurement(
+        provenance=prov,
+        model=model,
+        layer=int(layer),
+        site=site,
+        hook=hook_name(int(layer), site),
+        sae_source=str(sae_path) if sae_path else "trained",
+        sae=sae,
+        activations=aset,
+        **metrics,
+    )
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _validated(sae_params: dict[str, Any]) -> dict[str, Any]:
+    from engine.registry import get
+
+    return get("sae-feature-count").validate(sae_params)
+
+
+@dataclass
+class LayerScan(Result):
+    model: str = ""
+    site: str = "resid"
+    layers: list[int] = field(default_factory=list)
+    neurons: list[int] = field(default_factory=list)
+    effective_features: list[float] = field(default_factory=list)
+    psi: list[float] = field(default_factory=list)
+    f_low: list[float] = field(default_factory=list)  # band: min F over the sweep (and the default)
+    f_high: list[float] = field(default_factory=list)
+    explained_variance: list[float] = field(default_factory=list)
+    l0: list[float] = field(default_factory=list)
+    dead_fraction: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    sweep: list[dict[str, Any]] = field(default_factory=list)  # per layer: [{l1, expansion, F}, ...]
+    n_activations: int = 0
+
+    def tables(self):
+        rows = []
+        for i, layer in enumerate(self.layers):
+            rows.append(
+                {
+                    "layer": layer,
+                    "neurons": self.neurons[i],
+                    "effective_features": self.effective_features[i],
+                    "psi": self.psi[i],
+                    "f_low": self.f_low[i],
+                    "f_high": self.f_high[i],
+                    "explained_variance": self.explained_variance[i],
+                    "l0": self.l0[i],
+                    "dead_fraction": self.dead_fraction[i],
+                    "epochs": self.epochs[i],
+                }
+            )
+        return {"layers": rows}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LayerScan:
+        prov = Provenance(**d.pop("provenance"))
+        return cls(provenance=prov, **d)
+
+
+@register(
+    "sae-layer-scan",
+    family="superposition",
+    paper=BERESKA,
+    summary="Effective features F and psi = F / N for every chosen layer, with a sensitivity band from a small "
+    "sweep of the L1 coefficient and the dictionary size.",
+    params=[
+        *SAE_PARAMS[:4],
+        Param("max_activations", 2048, low=256, high=20_000, help="activations per layer"),
+        Param("max_epochs", 60, low=1, high=1000, help="epoch cap per SAE"),
+        *SAE_PARAMS[6:],
+        Param("sweep", True, help="also train the sensitivity-sweep SAEs (4 more per layer)"),
+    ],
+)
+def scan_layers(
+    model: str = "smollm2",
+    layers: Sequence[int] | None = None,
+    *,
+    site: str = "resid",
+    text: str | None = None,
+    seq_len: int = 128,
+    allow_network: bool = False,
+    seed: int = 0,
+    use_disk_cache: bool = True,
+    progress: Callable[[float, str], None] | None = None,
+    **params: Any,
+) -> LayerScan:
+    """``F``, ``N``, ``psi`` per layer (all layers by default) with a sensitivity band."""
+    from engine.models import load_model
+    from engine.registry import get
+
+    params = get("sae-layer-scan").validate(params)
+    do_sweep = bool(params.pop("sweep"))
+    cfg = _sae_config(**params)
+    if site not in SITES:
+        raise InputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
+    loaded = load_model(model, allow_network=allow_network)
+    layers = list(range(loaded.n_layers)) if not layers else sorted({int(x) for x in layers})
+    runs = len(layers) * (1 + (len(SWEEP) if do_sweep else 0))
+    if runs > MAX_SWEEP_RUNS:
+        raise InputError(f"that scan trains {runs} SAEs; the cap is {MAX_SWEEP_RUNS}: choose fewer layers")
+    key = fingerprint(
+        "sae-layer-scan", model, layers, site, text or "default-corpus", seq_len, params, do_sweep, seed
+    )
+    if use_disk_cache and text is None:
+        hit = disk_get("superposition", key)
+        if hit is not None:
+            return LayerScan.from_dict(hit)
+
+    def compute() -> LayerScan:
+        return _scan(loaded, model, layers, site, text, seq_len, cfg, do_sweep, seed, params, key, progress)
+
+    res = _MEMO.get_or_compute(key, compute)
+    if use_disk_cache and text is None:
+        disk_put("superposition", key, res.to_dict())
+    return res
+
+
+def _scan(
+    loaded, model, layers, site, text, seq_len, cfg, do_sweep, seed, params, key, progress
+) -> LayerScan:
+    sw = Stopwatch()
+    t0 = time.perf_counter()
+    with sw("capture"):
+        aset: ActivationSet = collect_activations(
+            loaded,
+            layers,
+            site=site,
+            text=text,
+            max_activations=cfg.max_activations,
+            seq_len=seq_len,
+            progress=(lambda f, m: progress(0.1 * f, m)) if progress else None,
+        )
+    settings = [("default", cfg)]
+    if do_sweep:
+        for name, factor in SWEEP:
+            settings.append((f"{name} x{factor:g}", replace(cfg, **{name: getattr(cfg, name) * factor})))
+    out: dict[str, list] = {k: [] for k in "neurons F psi lo hi ev l0 dead epochs sweep".split()}
+    total = len(layers) * len(settings)
+    done = 0
+    with sw("sae"):
+        for layer in layers:
+            acts = aset.acts[layer]
+            fs, rows = [], []
+            for label, c in settings:
+                if progress is not None:
+                    progress(0.1 + 0.9 * done / total, f"layer {layer}: SAE {label}")
+                m, _, _ = measure_activations(acts, config=c, seed=seed)
+                done += 1
+                fs.append(m["effective_features"])
+                rows.append(
+                    {"setting": label, "l1": c.l1, "expansion": c.expansion, "F": m["effective_features"]}
+                )
+                if label == "default":
+                    base = m
+            out["neurons"].append(base["neurons"])
+            out["F"].append(base["effective_features"])
+            out["psi"].append(base["psi"])
+            out["lo"].append(min(fs))
+            out["hi"].append(max(fs))
+            out["ev"].append(base["explained_variance"])
+            out["l0"].append(base["l0"])
+            out["dead"].append(base["dead_fraction"])
+            out["epochs"].append(base.get("epochs", 0))
+            out["sweep"].append({"layer": layer, "runs": rows})
+    prov = Provenance(
+        method="sae-layer-scan",
+        params={
+            **params,
+            "sweep": do_sweep,
+            "model": model,
+            "layers": layers,
+            "site": site,
+            "seq_len": seq_len,
+        },
+        input_fingerprint=key,
+        seed=seed,
+        backend=_device(),
+        timings={**sw.timings, "total": time.perf_counter() - t0},
+    )
+    return LayerScan(
+        provenance=prov,
+        model=model,
+        site=site,
+        layers=list(layers),
+        neurons=out["neurons"],
+        effective_features=out["F"],
+        psi=out["psi"],
+        f_low=out["lo"],
+        f_high=out["hi"],
+        explained_variance=out["ev"],
+        l0=out["l0"],
+        dead_fraction=out["dead"],
+        epochs=out["epochs"],
+        sweep=out["sweep"],
+        n_activations=aset.n,
+    )
