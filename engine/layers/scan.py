@@ -151,9 +151,9 @@ def hooks(
         weights = out[1] if isinstance(out, tuple) and len(out) > 1 else None
         if weights is None:
             return
-        w = weights.detach().float()  # [B, H, T, T]
-        flat = w.transpose(0, 1).reshape(w.shape[1], -1)
-        acc.head_dot += (flat @ flat.T).double()
+        for w in weights.detach():  # one sample at a time bounds the float32 copy to [H, T*T]
+            flat = w.float().reshape(w.shape[0], -1)
+            acc.head_dot += (flat @ flat.T).double().cpu()
         acc.heads_seen = True
 
     try:
@@ -190,7 +190,7 @@ def scan_layers(
     loaded: LoadedModel,
     windows: torch.Tensor,  # [N, T] token ids
     *,
-    head_layer: int = -1,
+    head_layer: int | None = -1,
     batch_tokens: int = 4096,
     text_source: str = "",
     progress: Progress | None = None,
@@ -201,7 +201,8 @@ def scan_layers(
     ----------
     loaded : the model (any layout of :mod:`engine.layers.arch`).
     windows : LongTensor ``[N, T]`` of token ids, e.g. from :func:`engine.corpus.token_windows`.
-    head_layer : layer whose attention heads are compared; negative counts from the end.
+    head_layer : layer whose attention heads are compared; negative counts from the end; ``None`` skips the
+        head comparison (then the model may use a fused attention kernel that returns no weights).
     batch_tokens : windows are grouped so that one forward pass sees about this many tokens.
 
     Raises
@@ -211,9 +212,10 @@ def scan_layers(
     """
     model = loaded.model
     n_layers = len(decoder_layers(model))
-    if not -n_layers <= head_layer < n_layers:
-        raise InputError(f"head layer {head_layer} is out of range for a model with {n_layers} layers")
-    head_layer %= n_layers
+    if head_layer is not None:
+        if not -n_layers <= head_layer < n_layers:
+            raise InputError(f"head layer {head_layer} is out of range for a model with {n_layers} layers")
+        head_layer %= n_layers
     max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     if max_pos and windows.shape[1] > max_pos:
         raise InputError(f"sample length {windows.shape[1]} is over this model's maximum of {max_pos} positions")
@@ -230,11 +232,11 @@ def scan_layers(
             acc.tokens += batch.numel()
             # hidden-state similarity, streamed: sum over tokens of <u_i, u_j>
             stream = torch.stack([acc.stream[i] for i in range(n_layers + 1)])  # [L+1, tokens, D]
-            acc.hidden_dot += torch.einsum("itd,jtd->ij", stream, stream).double()
+            acc.hidden_dot += torch.einsum("itd,jtd->ij", stream, stream).double().cpu()
             acc.stream.clear()
             if progress is not None:
                 progress(min(1.0, (start + len(batch)) / n), f"scanned {start + len(batch)}/{n} samples")
-    if not acc.heads_seen:
+    if head_layer is not None and not acc.heads_seen:
         raise InputError(
             f"{type(model).__name__} returned no attention weights from layer {head_layer}; load it with "
             "eager attention (attn_implementation='eager')"
@@ -263,8 +265,8 @@ def scan_layers(
         mlp_similarity=(acc.mlp / acc.tokens).numpy(),
         block_similarity=(acc.block / acc.tokens).numpy(),
         hidden_similarity=(acc.hidden_dot / acc.tokens).numpy(),
-        head_layer=head_layer,
-        head_similarity=head_sim.numpy(),
+        head_layer=-1 if head_layer is None else head_layer,
+        head_similarity=head_sim.numpy() if head_layer is not None else np.zeros((0, 0)),
     )
 
 
