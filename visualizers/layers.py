@@ -78,9 +78,10 @@ def plot_hidden_similarity(scan) -> go.Figure:
             hovertemplate="after %{y} vs after %{x}<br>cos %{z:.3f}<extra></extra>", colorbar={"title": "cos"},
         )
     )  # fmt: skip
-    fig.update_yaxes(autorange="reversed", title="residual stream after layer")
-    fig.update_xaxes(title="residual stream after layer")
-    return base_layout(fig, title="Hidden-state similarity between layers", width=500, height=480)
+    fig.update_yaxes(autorange="reversed", title="stream after layer")
+    fig.update_xaxes(title="stream after layer")
+    base_layout(fig, title="Hidden-state similarity between layers", width=440, height=440)
+    return fig.update_layout(margin={"l": 60, "r": 10, "t": 50, "b": 50})
 
 
 def plot_head_similarity(scan) -> go.Figure:
@@ -94,9 +95,10 @@ def plot_head_similarity(scan) -> go.Figure:
         )
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed")
-    return base_layout(
-        fig, title=f"Attention-pattern similarity of heads, layer {scan.head_layer}", width=560, height=520
+    base_layout(
+        fig, title=f"Head attention-pattern similarity, layer {scan.head_layer}", width=440, height=440
     )
+    return fig.update_layout(margin={"l": 45, "r": 10, "t": 50, "b": 40})
 
 
 def plot_drop_curve(curve) -> go.Figure:
