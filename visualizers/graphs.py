@@ -94,7 +94,8 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
         cols=2,
         subplot_titles=(
             f"original: {graph.n:,} nodes, {graph.m:,} edges",
-            f"summary: {s.n_super:,} supernodes, {s.n_superedges:,} superedges",
+            f"summary: {s.n_super:,} supernodes, {s.n_superedges:,} superedges<br>"
+            "<sup>darker, thicker line = denser superedge; blue ring = self-superedge</sup>",
         ),
         horizontal_spacing=0.04,
     )
@@ -203,27 +204,18 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
         fig.update_yaxes(visible=False, row=1, col=c)
     title = f"{result.method} on {graph.name}: {result.size_bits / result.input_bits:.3f} of input bits"
     base_layout(fig, title=title, width=WIDE, height=TALL)
-    fig.update_layout(
-        legend={
-            "x": 1.0,
-            "y": 0.0,
-            "xanchor": "right",
-            "yanchor": "bottom",
-            "font": {"size": FONT_SIZE - 4},
-            "bgcolor": "rgba(255,255,255,0.7)",
-        },
-        margin={"b": 70},
-    )
+    fig.update_layout(showlegend=False, margin={"b": 70})
     if nodes.size < graph.n or e.shape[0] < graph.m or present.size < s.n_super:
         fig.add_annotation(
             text=(
                 f"Scale guard: drawing {nodes.size:,} of {graph.n:,} nodes, {e.shape[0]:,} of {graph.m:,} edges, "
-                f"{present.size:,} of {s.n_super:,} supernodes (heaviest supernodes first). The summary covers all."
+                f"{present.size:,} of {s.n_super:,} supernodes<br>(members of the heaviest supernodes first); "
+                "the summary and its metrics cover the whole graph."
             ),
             xref="paper",
             yref="paper",
             x=0.0,
-            y=-0.08,
+            y=-0.12,
             showarrow=False,
             font={"size": FONT_SIZE - 2, "color": "#D55E00"},
             xanchor="left",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,7 @@ METRIC_HEADERS = [
 ]
 
 _graphs = MemoryCache(maxsize=6)
-_results = MemoryCache(maxsize=64)
+_results = MemoryCache(maxsize=24)  # a million-edge summary holds ~10 MB of arrays
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -127,7 +128,9 @@ def _row(r) -> list:
 def _exports(graph: io.Graph, r) -> list[str]:
     """Summary graph as JSON and as an edge list, node -> supernode map as CSV (files for gr.File)."""
     out = Path(tempfile.mkdtemp(prefix="redex-graphs-"))
-    stem = f"{Path(graph.name).stem or 'graph'}_{r.method}_b{r.budget:g}_{r.error}"
+    stem = re.sub(
+        r"[^A-Za-z0-9_.-]+", "_", f"{Path(graph.name).stem or 'graph'}_{r.method}_b{r.budget:g}_{r.error}"
+    )
     s = r.summary
     js = out / f"{stem}_summary.json"
     js.write_text(json.dumps(r.summary_dict(graph.labels)))

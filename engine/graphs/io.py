@@ -305,7 +305,9 @@ def generate(name: str, m: int, *, seed: int = 0) -> Graph:
     cap = min(cap or LIMITS.max_graph_edges, LIMITS.max_graph_edges)
     if m < 10 or m > cap:
         raise InputError(f"generator {name!r} takes 10 to {cap:,} edges, got {m:,}")
-    return fn(m, seed=int(seed))
+    graph = fn(m, seed=int(seed))
+    graph.notices = []  # relabelling a generator's ids is not news to the user
+    return graph
 
 
 # ----------------------------------------------------------------------------------------- edge lists
