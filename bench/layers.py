@@ -39,6 +39,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _random_smollm2(dtype: str):
+    """SmolLM2-135M's exact architecture (bench/smollm2_config.json) with seeded random weights.
+
+    For the GPU run only: the 94 MiB GGUF does not fit the 64 MiB a device call carries, and the cost of a scan
+    does not depend on the weights. Parity on the real weights is measured on the CPU run.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.models import LoadedModel, device
+
+    cfg = LlamaConfig(**{k: v for k, v in json.loads(Path(__file__).with_name("smollm2_config.json").read_text()).items()
+                         if not k.startswith("_") and k != "transformers_version"})  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).to(getattr(torch, dtype))
+    model.set_attn_implementation("eager")
+    model.to(device()).eval()
+    return LoadedModel(
+        model, None, "smollm2-random-init", "causal", 30, 576, 9, 3, 64, device(), "random", 0.0
+    )
+
+
 def _child(mode: str, args: dict, queue) -> None:
     import torch
 
@@ -46,10 +68,15 @@ def _child(mode: str, args: dict, queue) -> None:
     from engine.layers.scan import scan_layers
     from engine.models import load_model
 
-    loaded = load_model("smollm2", dtype=args["dtype"])
+    if args.get("random_weights"):
+        loaded = _random_smollm2(args["dtype"])
+        g = torch.Generator().manual_seed(0)
+        windows = torch.randint(0, 49152, (args["samples"], args["seq_len"]), generator=g)
+    else:
+        loaded = load_model("smollm2", dtype=args["dtype"])
+        windows = _windows(loaded, args["samples"], args["seq_len"])
     if args["attn"] != "eager":
         loaded.model.set_attn_implementation(args["attn"])
-    windows = _windows(loaded, args["samples"], args["seq_len"])
     cuda = loaded.device == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -118,6 +145,7 @@ def main() -> None:
     ap.add_argument("--attn", default="eager", choices=["eager", "sdpa"])
     ap.add_argument("--batch-tokens", type=int, default=None)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--random-weights", action="store_true", help="SmolLM2's architecture, random weights")
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
