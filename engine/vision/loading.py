@@ -1,0 +1,418 @@
+"""One loading path for the shipped scene models and for hub vision models, with an in-process cache.
+
+Built-ins (offline, from ``assets/vision``): ``scene-vit`` (the ViT alone) and ``scene-vlm`` (ViT + projector
++ Llama decoder). Any local directory or (with network allowed) Hugging Face id of a CLIP vision / CLIP,
+ViT, DINOv2 or LLaVA(-1.5 style) checkpoint loads through the same two wrappers:
+
+- :class:`VisionEncoder`: ``forward(pixel_values, output_attentions=..., output_hidden_states=...)``,
+  ``preprocess(image)``, the patch grid, and ``n_prefix`` (tokens before the patches: CLS, registers).
+- :class:`VisionLanguageModel`: ``image_embeds``, ``build`` (``inputs_embeds`` with an optional ``keep`` of
+  image tokens) and ``answer``; ``lm`` takes ``inputs_embeds`` like any transformers causal LM, and
+  ``lm_layers`` are the decoder layers for hooks.
+
+Weights load from safetensors only; ``trust_remote_code=False`` always; eager attention so that
+``output_attentions`` works.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import allow_network as _allow_network_default
+from engine.registry import InputError
+
+__all__ = [
+    "ASSETS",
+    "BUILTIN_VISION",
+    "VisionEncoder",
+    "VisionLanguageModel",
+    "load_encoder",
+    "load_vlm",
+    "load_vision",
+    "find_layers",
+]
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "vision"
+BUILTIN_VISION = {
+    "scene-vit": "the project's scene ViT (8 layers, 14x14 patches + CLS; assets/vision)",
+    "scene-vlm": "the project's scene VLM (scene ViT -> MLP projector -> 8-layer Llama; assets/vision)",
+}
+_CLIP_MEAN, _CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class VisionEncoder:
+    model: Any  # module: forward(pixel_values=..., output_attentions=..., output_hidden_states=...)
+    layers: Any  # nn.ModuleList of encoder layers (for hooks)
+    name: str
+    kind: str  # "scene-vit", "clip", "vit", "dinov2"
+    image_size: int
+    patch_size: int
+    n_prefix: int  # tokens before the patch tokens (CLS, registers)
+    n_layers: int
+    n_heads: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str
+    device: str = "cpu"
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        g = self.image_size // self.patch_size
+        return g, g
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def to_pixels(self, image01) -> Any:
+        """Normalised ``pixel_values`` [B, 3, S, S] from images in [0, 1] ([B, 3, S, S] tensor, already sized)."""
+        import torch
+
+        x = torch.as_tensor(image01, dtype=torch.float32, device=self.device)
+        mean = torch.tensor(self.mean, device=x.device)[:, None, None]
+        std = torch.tensor(self.std, device=x.device)[:, None, None]
+        return (x - mean) / std
+
+    def preprocess(self, image: np.ndarray) -> Any:
+        """``pixel_values`` [1, 3, S, S] from an RGB uint8 array [H, W, 3] of any size (resized to S x S)."""
+        from PIL import Image
+
+        if image.shape[:2] != (self.image_size, self.image_size):
+            image = np.asarray(
+                Image.fromarray(image).resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+            )
+        x = image.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        return self.to_pixels(x)
+
+    def forward(self, pixel_values, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return self.model(pixel_values=pixel_values, **kwargs)
+
+
+@dataclass
+class VisionLanguageModel:
+    encoder: VisionEncoder
+    projector: Any  # module: features [B, N, d_vision] -> [B, N, d_lm]
+    lm: Any  # causal LM taking inputs_embeds / position_ids (LlamaForCausalLM, LlavaForConditionalGeneration)
+    lm_layers: Any  # nn.ModuleList of decoder layers (for hooks)
+    name: str
+    kind: str  # "scene-vlm" or "llava"
+    feature_layer: int  # hidden_states index fed to the projector
+    drop_cls: bool  # LLaVA's "default" strategy: drop the prefix tokens
+    tokenizer: Any  # None for the scene VLM (its vocabulary is engine.vision.scenes.VOCAB)
+    source: str
+    n_layers: int
+    n_heads: int
+    image_token_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def image_embeds(self, pixel_values):
+        """Projected image tokens [B, N, d_lm]."""
+        import torch
+
+        with torch.no_grad():
+            out = self.encoder.model(pixel_values=pixel_values, output_hidden_states=True)
+            feats = out.hidden_states[self.feature_layer]
+            if self.drop_cls:
+                feats = feats[:, self.encoder.n_prefix :]
+            return self.projector(feats)
+
+    def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the image for a question (the scene VLM: ``<bos>`` | padded question)."""
+        if self.kind == "scene-vlm":
+            from engine.vision import scenes
+
+            words = question.replace("?", " ?").lower().split()
+            unknown = sorted({w for w in words if w not in scenes.TOKEN_ID})
+            if unknown:
+                raise InputError(
+                    f"the scene VLM knows only its scene vocabulary; unknown word(s) {unknown}. "
+                    "Example: 'how many red objects ?'"
+                )
+            if not words or words[-1] != "?":
+                words.append("?")
+            if len(words) > scenes.QLEN:
+                raise InputError(f"question too long for the scene VLM: {len(words)} > {scenes.QLEN} tokens")
+            ids = [scenes.TOKEN_ID["<pad>"]] * (scenes.QLEN - len(words)) + scenes.encode(words)
+            return [scenes.TOKEN_ID["<bos>"]], ids
+        if self.tokenizer is None:
+            raise InputError(f"model {self.name!r} has no tokenizer in its folder")
+        before, after = "USER: ", f"\n{question} ASSISTANT:"
+        pre = self.tokenizer(before, add_special_tokens=True)["input_ids"]
+        post = self.tokenizer(after, add_special_tokens=False)["input_ids"]
+        return list(pre), list(post)
+
+    def build(self, img_embeds, prefix: list[int], suffix: list[int], keep=None):
+        """``inputs_embeds`` [B, T, d], ``position_ids`` [B, T] and the image span (start, stop) in the sequence.
+
+        ``keep`` [B, n] patch indices: only those image tokens, in raster order, with compacted positions.
+        """
+        import torch
+
+        emb = self.lm.get_input_embeddings()
+        B, dev = img_embeds.shape[0], img_embeds.device
+        if keep is not None:
+            keep = torch.as_tensor(keep, device=dev).reshape(B, -1).sort(1).values
+            img_embeds = torch.gather(img_embeds, 1, keep[..., None].expand(-1, -1, img_embeds.shape[-1]))
+        pre = emb(torch.tensor(prefix, device=dev)[None].expand(B, -1))
+        post = emb(torch.tensor(suffix, device=dev)[None].expand(B, -1))
+        x = torch.cat([pre, img_embeds.to(pre.dtype), post], 1)
+        pos = torch.arange(x.shape[1], device=dev)[None].expand(B, -1)
+        return x, pos, (len(prefix), len(prefix) + img_embeds.shape[1])
+
+    def decode(self, token_id: int) -> str:
+        if self.kind == "scene-vlm":
+            from engine.vision import scenes
+
+            return scenes.VOCAB[int(token_id)]
+        return self.tokenizer.decode([int(token_id)]).strip()
+
+    def answer(self, pixel_values, question: str, *, keep=None, **kwargs):
+        """(answer text, LM output) for one image and question; ``kwargs`` pass to the LM."""
+        import torch
+
+        pre, post = self.prompt_ids(question)
+        x, pos, _ = self.build(self.image_embeds(pixel_values), pre, post, keep)
+        with torch.no_grad():
+            out = self.lm(inputs_embeds=x, position_ids=pos, **kwargs)
+        return self.decode(out.logits[0, -1].argmax()), out
+
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _builtin_scene(name: str, folder: Path | None = None):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import LlamaConfig, ViTConfig
+
+    from engine.vision.vit import PIXEL_MEAN, PIXEL_STD, SceneViT
+    from engine.vision.vlm import SceneVLM
+
+    folder = Path(folder or ASSETS)
+    need = ["vit.safetensors", "vit_config.json"] + (
+        ["vlm.safetensors", "lm_config.json"] if name == "scene-vlm" else []
+    )
+    missing = [f for f in need if not (folder / f).exists()]
+    if missing:
+        raise InputError(f"the shipped model files {missing} are missing from {folder}")
+    vcfg = ViTConfig.from_dict(json.loads((folder / "vit_config.json").read_text()))
+    vcfg._attn_implementation = "eager"
+    vit = SceneViT(vcfg)
+    _load_strict(vit, load_file(str(folder / "vit.safetensors")), "vit.safetensors")
+    dev = _device()
+    vit.to(dev).eval()
+    enc = VisionEncoder(
+        model=_SceneViTPixels(vit), layers=find_layers(vit.vit), name="scene-vit", kind="scene-vit",
+        image_size=vcfg.image_size, patch_size=vcfg.patch_size, n_prefix=1, n_layers=vcfg.num_hidden_layers,
+        n_heads=vcfg.num_attention_heads, mean=PIXEL_MEAN, std=PIXEL_STD, source=str(folder / "vit.safetensors"),
+        device=dev,
+    )  # fmt: skip
+    enc.extra_vit = vit  # the heads, for the ViT's own task
+    if name == "scene-vit":
+        return enc
+    lcfg = LlamaConfig.from_dict(json.loads((folder / "lm_config.json").read_text()))
+    lcfg._attn_implementation = "eager"
+    vlm = SceneVLM(vit, lcfg)
+    sd = load_file(str(folder / "vlm.safetensors"))
+    sd["lm.lm_head.weight"] = sd["lm.model.embed_tokens.weight"]  # tied
+    sd |= {f"vit.{k}": v for k, v in vit.state_dict().items()}
+    _load_strict(vlm, sd, "vlm.safetensors")
+    vlm.to(dev).eval()
+    return VisionLanguageModel(
+        encoder=enc, projector=vlm.projector, lm=vlm.lm, lm_layers=find_layers(vlm.lm), name="scene-vlm",
+        kind="scene-vlm", feature_layer=SceneVLM.feature_layer, drop_cls=True, tokenizer=None,
+        source=str(folder / "vlm.safetensors"), n_layers=lcfg.num_hidden_layers, n_heads=lcfg.num_attention_heads,
+        extra={"module": vlm, "dtype": str(torch.float32)},
+    )  # fmt: skip
+
+
+def _load_strict(module, sd: dict, what: str) -> None:
+    import torch
+
+    sd = {k: v.to(torch.float32) for k, v in sd.items()}
+    missing, unexpected = module.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise InputError(
+            f"{what} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+
+
+class _SceneViTPixels:
+    """Adapter so the scene ViT takes normalised ``pixel_values`` like hub encoders do."""
+
+    def __init__(self, vit) -> None:
+        self.vit = vit
+
+    def __call__(self, pixel_values, **kwargs):
+        return self.vit.vit(pixel_values=pixel_values, **kwargs)
+
+
+def _resolve(name: str, allow_network: bool) -> tuple[str, bool, str]:
+    if Path(name).expanduser().is_dir():
+        p = str(Path(name).expanduser())
+        return p, True, f"local directory {p}"
+    if "/" in name and not name.startswith((".", "/", "~")):
+        if not allow_network:
+            raise InputError(
+                f"{name!r} is a Hugging Face hub id, and network access is off. Tick 'allow network' (or set "
+                f"REDEX_ALLOW_NETWORK=1), or use a built-in model: {', '.join(BUILTIN_VISION)}"
+            )
+        return name, False, f"hub {name}"
+    raise InputError(
+        f"unknown vision model {name!r}: not a built-in ({', '.join(BUILTIN_VISION)}), not a local directory, "
+        "and not a hub id of the form owner/name"
+    )
+
+
+def _hub(name: str, allow_network: bool):
+    import torch
+    from transformers import AutoConfig
+
+    path, local_only, source = _resolve(name, allow_network)
+    kw = dict(trust_remote_code=False, local_files_only=local_only)
+    try:
+        cfg = AutoConfig.from_pretrained(path, **kw)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load {name!r}: {str(e).splitlines()[0]}") from None
+    mt = cfg.model_type
+    dev = _device()
+    try:
+        if mt == "llava":
+            from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+            model = LlavaForConditionalGeneration.from_pretrained(
+                path, dtype=torch.float32, attn_implementation="eager", use_safetensors=True, **kw
+            )
+            try:
+                tok = AutoTokenizer.from_pretrained(path, **kw)
+            except (OSError, ValueError):
+                tok = None
+            model.to(dev).eval()
+            inner = model.model
+            vt = inner.vision_tower
+            enc = _wrap_encoder(vt, cfg.vision_config, name, source, dev)
+            if cfg.vision_feature_select_strategy not in ("default", "full"):
+                raise InputError(
+                    f"unsupported vision_feature_select_strategy {cfg.vision_feature_select_strategy!r}"
+                )
+            layer = cfg.vision_feature_layer
+            if not isinstance(layer, int):
+                raise InputError("LLaVA models that concatenate several vision layers are not supported")
+            tcfg = cfg.text_config
+            return VisionLanguageModel(
+                encoder=enc, projector=inner.multi_modal_projector, lm=model,
+                lm_layers=find_layers(inner.language_model), name=name, kind="llava", feature_layer=layer,
+                drop_cls=cfg.vision_feature_select_strategy == "default", tokenizer=tok, source=source,
+                n_layers=tcfg.num_hidden_layers, n_heads=tcfg.num_attention_heads,
+                image_token_index=getattr(cfg, "image_token_index", None),
+            )  # fmt: skip
+        if mt in ("clip", "clip_vision_model"):
+            from transformers import CLIPVisionModel
+
+            model = CLIPVisionModel.from_pretrained(path, dtype=torch.float32, attn_implementation="eager",
+                                                    use_safetensors=True, **kw)  # fmt: skip
+            vcfg = model.config
+        elif mt in ("vit", "dinov2"):
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(path, dtype=torch.float32, attn_implementation="eager",
+                                              use_safetensors=True, **kw)  # fmt: skip
+            vcfg = model.config
+        else:
+            raise InputError(
+                f"{name!r} is a {mt!r} model; the vision tabs take CLIP, ViT, DINOv2 and LLaVA models"
+            )
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load {name!r}: {str(e).splitlines()[0]}") from None
+    model.to(dev).eval()
+    return _wrap_encoder(model, vcfg, name, source, dev)
+
+
+_LAYER_PATHS = ("layers", "encoder.layer", "encoder.layers", "vision_model.encoder.layers",
+                "vision_model.encoder.layer", "model.layers")  # fmt: skip
+
+
+def find_layers(model):
+    """The ModuleList of transformer layers (transformers moved ViT's from ``encoder.layer`` to ``layers``)."""
+    from torch import nn
+
+    for path in _LAYER_PATHS:
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+            return obj
+    raise InputError(
+        f"{type(model).__name__}: cannot find its transformer layers (looked for {_LAYER_PATHS})"
+    )
+
+
+def _wrap_encoder(model, vcfg, name: str, source: str, dev: str) -> VisionEncoder:
+    mt = vcfg.model_type
+    layers = find_layers(model)
+    if mt in ("clip_vision_model", "clip"):
+        mean, std, kind = _CLIP_MEAN, _CLIP_STD, "clip"
+    elif mt == "vit":
+        mean, std, kind = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "vit"
+    elif mt == "dinov2":
+        mean, std, kind = _IMAGENET_MEAN, _IMAGENET_STD, "dinov2"
+    else:
+        raise InputError(f"unsupported vision encoder type {mt!r}")
+    return VisionEncoder(
+        model=model, layers=layers, name=name, kind=kind, image_size=int(vcfg.image_size),
+        patch_size=int(vcfg.patch_size), n_prefix=1, n_layers=int(vcfg.num_hidden_layers),
+        n_heads=int(vcfg.num_attention_heads), mean=mean, std=std, source=source, device=dev,
+    )  # fmt: skip
+
+
+def load_vision(name: str = "scene-vlm", *, allow_network: bool | None = None, folder: Path | None = None):
+    """A :class:`VisionEncoder` or :class:`VisionLanguageModel` (cached per process).
+
+    ``folder`` overrides where the built-in weights are read (tests, freshly trained weights).
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InputError("no vision model given")
+    if allow_network is None:
+        allow_network = _allow_network_default()
+    key = (name, str(folder or ""))
+    with _LOCK:
+        if key not in _CACHE:
+            if name in BUILTIN_VISION:
+                _CACHE[key] = _builtin_scene(name, folder)
+            else:
+                _CACHE[key] = _hub(name, allow_network)
+        return _CACHE[key]
+
+
+def load_encoder(name: str = "scene-vit", **kwargs) -> VisionEncoder:
+    """The vision encoder of any supported model (a VLM's vision tower for ``scene-vlm`` and LLaVA ids)."""
+    m = load_vision(name, **kwargs)
+    return m.encoder if isinstance(m, VisionLanguageModel) else m
+
+
+def load_vlm(name: str = "scene-vlm", **kwargs) -> VisionLanguageModel:
+    m = load_vision(name, **kwargs)
+    if not isinstance(m, VisionLanguageModel):
+        raise InputError(f"{name!r} is a vision encoder, not a vision-language model")
+    return m

@@ -1,0 +1,323 @@
+"""Train the scene ViT, then the scene VLM, on generated scenes; write weights, configs and metrics.
+
+    python -m engine.vision.train --out DIR [--vit-seconds 100 --vlm-seconds 210]   # GPU
+    python -m engine.vision.train --out DIR --quick                                 # CPU smoke test
+
+Both phases run for a wall-clock budget with the learning rate following the elapsed fraction of it (linear
+warm-up over the first 3%, then cosine to 10%), so one device call of known length trains both models. Data is
+generated on the fly, deterministic by scene index (training scene i of the "train" split is seen once); the
+validation split is separate ("val" seed). The VLM keeps the ViT frozen (as LLaVA does) and is trained on the
+answer token only, with six questions (one per type) per scene sharing one ViT pass.
+
+Evaluation, on weights rounded to float16 exactly as they ship: ViT count accuracy, per-label presence
+accuracy and patch accuracy; VLM answer accuracy per question type against the majority-answer baseline of
+that type; and the same with random image-token pruning before the LM at 50%, 25% and 11% kept (3 seeds), with
+the share of objects that keep at least one patch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.vision import scenes
+from engine.vision.vit import SceneViT, ViTSpec, vit_config, vit_targets
+from engine.vision.vlm import LMSpec, SceneVLM, lm_config
+
+__all__ = ["main", "evaluate_vlm", "evaluate_vit"]
+
+
+def _lr(frac: float, peak: float) -> float:
+    if frac < 0.03:
+        return peak * frac / 0.03
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.03) / 0.97))))
+
+
+def _autocast(dev: str):
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if dev == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+
+
+def train_vit(vit: SceneViT, *, seconds: float, batch: int, dev: str, lr: float, log) -> dict:
+    opt = torch.optim.AdamW(vit.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
+    vit.train()
+    t0, step, hist = time.perf_counter(), 0, []
+    while (el := time.perf_counter() - t0) < seconds:
+        for g in opt.param_groups:
+            g["lr"] = _lr(el / seconds, lr)
+        b = scenes.make_batch("train", step * batch, batch, device=dev)
+        tgt = vit_targets(b, dev)
+        with _autocast(dev):
+            out = vit(b.images)
+            lg = vit.head_logits(out.last_hidden_state)
+        loss_p = F.binary_cross_entropy_with_logits(lg["presence"].float(), tgt["presence"])
+        loss_c = F.cross_entropy(lg["count"].float(), tgt["count"])
+        loss_t = F.cross_entropy(lg["patch"].float().flatten(0, 1), tgt["patch"].flatten())
+        loss = loss_p * 4 + loss_c + loss_t
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vit.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0:
+            rec = {"step": step, "s": round(el, 1), "loss": round(loss.item(), 4), "presence": round(loss_p.item(), 4),
+                   "count": round(loss_c.item(), 4), "patch": round(loss_t.item(), 4)}  # fmt: skip
+            hist.append(rec)
+            log(f"vit {rec}")
+        step += 1
+    return {"steps": step, "seconds": time.perf_counter() - t0, "scenes": step * batch, "history": hist}
+
+
+def train_vlm(vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log) -> dict:
+    vlm.vit.requires_grad_(False).eval()
+    params = list(vlm.projector.parameters()) + list(vlm.lm.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    vlm.projector.train()
+    vlm.lm.train()
+    Q = len(scenes.QTYPES)
+    t0, step, hist = time.perf_counter(), 0, []
+    while (el := time.perf_counter() - t0) < seconds:
+        for g in opt.param_groups:
+            g["lr"] = _lr(el / seconds, lr)
+        b = scenes.make_batch("train", 10_000_000 + step * batch, batch, device=dev)
+        q = torch.as_tensor(b.questions, device=dev).flatten(0, 1)  # [B*Q, QLEN]
+        a = torch.as_tensor(b.answers, device=dev).flatten()
+        with _autocast(dev):
+            with torch.no_grad():
+                feats = vlm.image_features(b.images)
+            emb = vlm.projector(feats).repeat_interleave(Q, 0)
+            logits = vlm(None, q, img_embeds=emb, logits_to_keep=1).logits[:, -1]
+        loss = F.cross_entropy(logits.float(), a)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0:
+            acc = (logits.argmax(-1) == a).float().mean().item()
+            rec = {"step": step, "s": round(el, 1), "loss": round(loss.item(), 4), "acc": round(acc, 4)}
+            hist.append(rec)
+            log(f"vlm {rec}")
+        step += 1
+    return {"steps": step, "seconds": time.perf_counter() - t0, "scenes": step * batch,
+            "questions": step * batch * Q, "history": hist}  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate_vit(vit: SceneViT, *, n: int, dev: str, batch: int = 256) -> dict:
+    vit.eval()
+    tot = Counter()
+    for s in range(0, n, batch):
+        b = scenes.make_batch("val", s, min(batch, n - s), device=dev)
+        tgt = vit_targets(b, dev)
+        lg = vit.head_logits(vit(b.images).last_hidden_state)
+        pres = (lg["presence"] > 0).float()
+        tot["n"] += len(b)
+        tot["count"] += (lg["count"].argmax(-1) == tgt["count"]).sum().item()
+        tot["presence_labels"] += (pres == tgt["presence"]).float().mean(1).sum().item()
+        tot["presence_exact"] += (pres == tgt["presence"]).all(1).sum().item()
+        tot["patch"] += (lg["patch"].argmax(-1) == tgt["patch"]).float().mean(1).sum().item()
+        tot["patch_bg"] += (tgt["patch"] == 0).float().mean(1).sum().item()
+    n_ = tot.pop("n")
+    return {k: v / n_ for k, v in tot.items()} | {"n_scenes": n_}
+
+
+@torch.no_grad()
+def evaluate_vlm(vlm: SceneVLM, *, n: int, dev: str, keeps=(1.0, 0.5, 0.25, 0.11), seeds=(0, 1, 2),
+                 batch: int = 128) -> dict:  # fmt: skip
+    """Answer accuracy per question type with all image tokens and with random pruning before the LM."""
+    vlm.eval()
+    N = vlm.n_image_tokens
+    Q = len(scenes.QTYPES)
+    answers, qtypes, preds, touched = [], [], {}, {}
+    for s in range(0, n, batch):
+        b = scenes.make_batch("val", s, min(batch, n - s), device=dev)
+        B = len(b)
+        q = torch.as_tensor(b.questions, device=dev).flatten(0, 1)
+        emb = vlm.image_embeds(b.images).repeat_interleave(Q, 0)
+        answers.append(b.answers.reshape(-1))
+        qtypes.append(b.qtypes.reshape(-1))
+        cov = b.coverage.to(dev)  # [B, K, N]
+        seen = cov.sum(2) > 0
+        for keep in keeps:
+            for seed in seeds if keep < 1 else (0,):
+                key = (keep, seed)
+                kk = None
+                if keep < 1:
+                    k = max(1, round(keep * N))
+                    g = torch.Generator().manual_seed(seed * 1_000_003 + s)
+                    idx = torch.rand(B, N, generator=g).argsort(1)[:, :k].to(dev)
+                    mask = torch.zeros(B, N, dtype=torch.bool, device=dev).scatter_(1, idx, True)
+                    hit = ((cov > 0) & mask[:, None]).any(2)
+                    touched.setdefault(key, []).append(((hit & seen).sum() / seen.sum()).item())
+                    kk = idx.repeat_interleave(Q, 0)
+                p = vlm(None, q, img_embeds=emb, keep=kk, logits_to_keep=1).logits[:, -1].argmax(-1)
+                preds.setdefault(key, []).append(p.cpu().numpy())
+    ans, qt = np.concatenate(answers), np.concatenate(qtypes)
+
+    def per_type(pred):
+        out = {}
+        for t, name in enumerate(scenes.QTYPES):
+            m = qt == t
+            out[name] = float((pred[m] == ans[m]).mean()) if m.any() else None
+        out["all"] = float((pred == ans).mean())
+        return out
+
+    res = {"n_scenes": n, "n_questions": int(len(ans)), "counts": {}, "majority": {}}
+    for t, name in enumerate(scenes.QTYPES):
+        m = qt == t
+        c = Counter(ans[m].tolist())
+        res["counts"][name] = int(m.sum())
+        res["majority"][name] = max(c.values()) / m.sum() if m.any() else None
+    res["majority"]["all"] = float(np.mean([res["majority"][k] for k in scenes.QTYPES]))
+    res["accuracy"] = per_type(np.concatenate(preds[(1.0, 0)]))
+    res["random_pruning"] = {}
+    for keep in keeps:
+        if keep >= 1:
+            continue
+        runs = [per_type(np.concatenate(preds[(keep, s)])) for s in seeds]
+        res["random_pruning"][str(keep)] = {
+            "kept_tokens": max(1, round(keep * N)),
+            "accuracy_mean": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
+            "accuracy_std": {k: float(np.std([r[k] for r in runs])) for k in runs[0]},
+            "loss_points": 100 * (res["accuracy"]["all"] - float(np.mean([r["all"] for r in runs]))),
+            "objects_touched": float(np.mean([np.mean(touched[(keep, s)]) for s in seeds])),
+        }
+    return res
+
+
+@torch.no_grad()
+def latency(vlm: SceneVLM, *, dev: str, repeats: int = 30) -> dict:
+    """Median wall time (ms) of one ViT forward and one VLM prefill (ViT + projector + LM), batch 1."""
+    b = scenes.make_batch("val", 0, 1, device=dev)
+    q = torch.as_tensor(b.questions[:, 0], device=dev)
+    out = {}
+    for name, fn in {
+        "vit_forward_ms": lambda: vlm.vit(b.images),
+        "vlm_prefill_ms": lambda: vlm(b.images, q),
+    }.items():
+        for _ in range(5):
+            fn()
+        ts = []
+        for _ in range(repeats):
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            ts.append((time.perf_counter() - t) * 1e3)
+        out[name] = float(np.median(ts))
+    return out
+
+
+def _round_fp16(module: torch.nn.Module) -> None:
+    for p in module.parameters():
+        p.data = p.data.half().float()
+
+
+def _save(vlm: SceneVLM, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    vit_sd = {k: v.detach().half().contiguous().cpu() for k, v in vlm.vit.state_dict().items()}
+    save_file(vit_sd, str(out / "vit.safetensors"), metadata={"format": "pt", "model": "scene-vit"})
+    sd = {f"projector.{k}": v for k, v in vlm.projector.state_dict().items()}
+    sd |= {
+        f"lm.{k}": v for k, v in vlm.lm.state_dict().items() if k != "lm_head.weight"
+    }  # tied to embeddings
+    sd = {k: v.detach().half().contiguous().cpu() for k, v in sd.items()}
+    save_file(sd, str(out / "vlm.safetensors"), metadata={"format": "pt", "model": "scene-vlm"})
+    (out / "vit_config.json").write_text(vlm.vit.config.to_json_string())
+    (out / "lm_config.json").write_text(vlm.lm.config.to_json_string())
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="folder for weights, configs and metrics.json")
+    ap.add_argument("--quick", action="store_true", help="tiny CPU run (seconds) for tests")
+    ap.add_argument("--vit-seconds", type=float, default=100.0)
+    ap.add_argument("--vlm-seconds", type=float, default=210.0)
+    ap.add_argument("--vit-batch", type=int, default=256)
+    ap.add_argument("--vlm-batch", type=int, default=128, help="scenes per step (x6 questions)")
+    ap.add_argument("--vit-lr", type=float, default=1e-3)
+    ap.add_argument("--vlm-lr", type=float, default=1e-3)
+    ap.add_argument("--val-n", type=int, default=2000, help="validation scenes")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", default="", help="folder with vit/vlm safetensors to continue from")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.vit_seconds, a.vlm_seconds, a.vit_batch, a.vlm_batch, a.val_n = 3, 3, 8, 4, 8
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(a.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    gpu = torch.cuda.get_device_name(0) if dev == "cuda" else "none (CPU)"
+    log(f"device {dev} {gpu}; torch {torch.__version__}")
+    vcfg = vit_config(ViTSpec())
+    vcfg._attn_implementation = "sdpa"
+    vit = SceneViT(vcfg).to(dev)
+    lcfg = lm_config(LMSpec())
+    lcfg._attn_implementation = "sdpa"
+    vlm = SceneVLM(vit, lcfg).to(dev)
+    if a.init_from:
+        from safetensors.torch import load_file
+
+        src = Path(a.init_from)
+        vit.load_state_dict({k: v.float() for k, v in load_file(str(src / "vit.safetensors")).items()})
+        sd = {k: v.float() for k, v in load_file(str(src / "vlm.safetensors")).items()}
+        missing, unexpected = vlm.load_state_dict(sd, strict=False)
+        missing = [
+            k for k in missing if not k.startswith("vit.") and k not in ("lm.lm_head.weight", "projector.pos")
+        ]
+        if missing or unexpected:
+            raise SystemExit(f"--init-from: missing {missing}, unexpected {unexpected}")
+        vlm.lm.tie_weights()
+        log(f"continued from {src}")
+    t_all = time.perf_counter()
+    vit_log = train_vit(vit, seconds=a.vit_seconds, batch=a.vit_batch, dev=dev, lr=a.vit_lr, log=log)
+    vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log)
+    train_s = time.perf_counter() - t_all
+    vlm.eval()
+    _round_fp16(vlm)
+    _save(vlm, out)
+    t = time.perf_counter()
+    vit_eval = evaluate_vit(vit, n=a.val_n, dev=dev)
+    log(f"vit eval {vit_eval}")
+    vlm_eval = evaluate_vlm(vlm, n=a.val_n, dev=dev)
+    log(f"vlm eval {json.dumps(vlm_eval)}")
+    metrics = {
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "train_seconds_total": train_s,
+        "eval_seconds": time.perf_counter() - t,
+        "vit": {"params": sum(p.numel() for p in vit.parameters()), "train": vit_log, "val": vit_eval},
+        "vlm": {"params_trained": sum(p.numel() for p in vlm.projector.parameters())
+                + sum(p.numel() for p in vlm.lm.parameters()), "train": vlm_log, "val": vlm_eval},
+        "args": vars(a),
+    }  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    try:
+        metrics["latency_fp32"] = latency(vlm, dev=dev)
+        log(f"latency {metrics['latency_fp32']}")
+    except Exception as e:  # noqa: BLE001 - timing is optional; the weights and metrics are already written
+        log(f"latency failed: {e!r}")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
