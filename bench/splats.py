@@ -139,7 +139,7 @@ def run_gpu(out: Path, tiny: bool) -> dict:
 
     stage("train")
     cfg = TrainConfig() if not tiny else TrainConfig(iters=30, n_train=6, n_test=2, width=32, height=32,
-                                                     init_points=400, quick=True)  # fmt: skip
+                                                     init_points=400, dome_points=100, quick=True)  # fmt: skip
     import tempfile
 
     scene_dir = Path(tempfile.mkdtemp(prefix="splats_scene_"))  # $OUT takes at most 8 files back

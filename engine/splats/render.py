@@ -375,3 +375,77 @@ def render(
 def image_uint8(out: RenderOutput | torch.Tensor) -> np.ndarray:
     img = out.image if isinstance(out, RenderOutput) else out
     return (img.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def _reference_render(
+    g: dict[str, torch.Tensor], cam: Camera, sh_degree: int, tile: int = 16
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Slow per-pixel twin of the torch renderer for tests: float64, projection through gsplat's own
+    ``_fully_fused_projection``, and gsplat's sequential compositing loop written out literally.
+
+    Returns image [H, W, 3], transmittance [H, W] and the per-Gaussian blending-weight sums [N].
+    """
+    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+
+    g = {k: v.detach().double() for k, v in g.items()}
+    vm = torch.as_tensor(np.asarray(cam.viewmat), dtype=torch.float64)
+    K = torch.as_tensor(np.asarray(cam.K), dtype=torch.float64)
+    covars, _ = _quat_scale_to_covar_preci(g["quats"], g["scales"], compute_preci=False)
+    _, means2d, depths, conics, _ = _fully_fused_projection(
+        g["means"], covars, vm[None], K[None], cam.width, cam.height, eps2d=EPS2D
+    )
+    means2d, depths, conics = means2d[0], depths[0], conics[0]
+    # gsplat's torch twin returns the full conic [a, b, c] with b the off-diagonal: the same layout as ours
+    cov2d_inv_det = conics
+    opac = g["opacities"]
+    campos = torch.linalg.inv(vm)[:3, 3]
+    colors = torch.clamp_min(_spherical_harmonics(sh_degree, g["means"] - campos, g["sh"]) + 0.5, 0.0)
+    n = len(opac)
+    # bounding boxes as gsplat's CUDA kernel computes them
+    a, c = conics[:, 2], conics[:, 0]  # inverse of the conic back to covariance diagonals:
+    det_c = conics[:, 0] * conics[:, 2] - conics[:, 1] ** 2
+    var_x, var_y = a / det_c, c / det_c
+    boxes = []
+    for j in range(n):
+        o = float(opac[j])
+        if o < ALPHA_MIN or not (NEAR < float(depths[j]) < FAR):
+            boxes.append(None)
+            continue
+        ext = min(3.33, math.sqrt(2.0 * math.log(o / ALPHA_MIN)))
+        rx, ry = math.ceil(ext * math.sqrt(float(var_x[j]))), math.ceil(ext * math.sqrt(float(var_y[j])))
+        mx, my = float(means2d[j, 0]), float(means2d[j, 1])
+        if mx + rx <= 0 or mx - rx >= cam.width or my + ry <= 0 or my - ry >= cam.height:
+            boxes.append(None)
+            continue
+        tw, th = math.ceil(cam.width / tile), math.ceil(cam.height / tile)
+        x0 = min(max(0, math.floor((mx - rx) / tile)), tw)
+        x1 = min(max(0, math.ceil((mx + rx) / tile)), tw)
+        y0 = min(max(0, math.floor((my - ry) / tile)), th)
+        y1 = min(max(0, math.ceil((my + ry) / tile)), th)
+        boxes.append((x0, x1, y0, y1))
+    order = sorted(range(n), key=lambda j: float(depths[j]))
+    img = torch.zeros(cam.height, cam.width, 3, dtype=torch.float64)
+    Tm = torch.ones(cam.height, cam.width, dtype=torch.float64)
+    wsum = torch.zeros(n, dtype=torch.float64)
+    for y in range(cam.height):
+        for x in range(cam.width):
+            tx, ty = x // tile, y // tile
+            T = 1.0
+            for j in order:
+                b = boxes[j]
+                if b is None or not (b[0] <= tx < b[1] and b[2] <= ty < b[3]):
+                    continue
+                dx, dy = float(means2d[j, 0]) - (x + 0.5), float(means2d[j, 1]) - (y + 0.5)
+                ca, cb, cc = (float(v) for v in cov2d_inv_det[j])
+                sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                alpha = min(0.999, float(opac[j]) * math.exp(-sigma))
+                if sigma < 0 or alpha < ALPHA_MIN:
+                    continue
+                next_T = T * (1 - alpha)
+                if next_T <= T_MIN:
+                    break
+                img[y, x] += alpha * T * colors[j]
+                wsum[j] += alpha * T
+                T = next_T
+            Tm[y, x] = T
+    return img, Tm, wsum

@@ -255,7 +255,7 @@ def trace(cam: Camera, *, device: str | torch.device = "cpu", return_points: boo
 def demo_cameras(
     n_train: int = 120, n_test: int = 12, *, width: int = 256, height: int = 256, fov_x_deg: float = 55.0
 ) -> tuple[list[Camera], list[Camera]]:
-    """Training cameras on a spiral (elevation 12-50 degrees, distance 3.1-3.9) and held-out test cameras at
+    """Training cameras on a spiral (elevation 6-50 degrees, distance 3.1-3.9) and held-out test cameras at
     azimuths and elevations between them, all looking at the scene centre."""
     K = intrinsics(width, height, fov_x_deg)
     golden = math.pi * (3 - math.sqrt(5))
@@ -269,7 +269,7 @@ def demo_cameras(
     train = []
     for i in range(n_train):
         f = (i + 0.5) / n_train
-        el = math.radians(12 + 38 * ((i * 0.618034) % 1.0))
+        el = math.radians(6 + 44 * ((i * 0.618034) % 1.0))
         train.append(cam(i, i * golden, el, 3.1 + 0.8 * f, "train"))
     test = []
     for i in range(n_test):

@@ -44,13 +44,14 @@ class TrainConfig:
     height: int = 256
     sh_degree: int = 3  # final SH degree
     sh_up_every: int = 1000  # steps per additional SH band
-    init_points: int = 30_000  # surface samples used as initial Gaussians
+    init_points: int = 16_000  # surface samples used as initial Gaussians
+    dome_points: int = 8_000  # extra samples on the background dome (its far parts are seen by few views)
     cap: int = 60_000  # most Gaussians exported (asset budget)
     refine_start: int = 500
     refine_stop: int = 6_000
     refine_every: int = 100
     reset_every: int = 3000
-    grow_grad2d: float = 0.0002
+    grow_grad2d: float = 0.0002  # gsplat's default
     ssim_lambda: float = 0.2
     seed: int = 0
     quick: bool = False  # CPU smoke test: torch renderer, no densification
@@ -79,6 +80,17 @@ def _init_params(
         cols.append(images[i].reshape(-1, 3)[idx])
     pts = torch.cat(pts)[: cfg.init_points]
     cols = torch.cat(cols)[: cfg.init_points]
+    if cfg.dome_points:
+        # Background points, as SfM gives for real captures: uniform directions above -30 degrees on the dome.
+        from engine.splats.scene_gen import _DOME_R, _albedo
+
+        z = torch.rand(cfg.dome_points, generator=g) * 1.5 - 0.5
+        phi = torch.rand(cfg.dome_points, generator=g) * 2 * math.pi
+        r = torch.sqrt(1 - z * z)
+        dome = torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], -1) * (_DOME_R * 0.995)
+        dome_col = _albedo(dome, torch.full((cfg.dome_points,), 5))
+        pts = torch.cat([pts, dome.to(device)])
+        cols = torch.cat([cols, dome_col.to(device)])
     pts = pts + 0.002 * torch.randn(pts.shape, generator=g).to(device)
     n = len(pts)
     scale = _knn_scale(pts).clamp(min=1e-4)
@@ -275,8 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     cfg = TrainConfig()
     if args.quick:
-        cfg = TrainConfig(iters=20, n_train=4, n_test=2, width=32, height=24, init_points=300, sh_up_every=5,
-                          quick=True)  # fmt: skip
+        cfg = TrainConfig(iters=20, n_train=4, n_test=2, width=32, height=24, init_points=300, dome_points=100,
+                          sh_up_every=5, quick=True)  # fmt: skip
     kw = {k: v for k, v in (("iters", args.iters), ("cap", args.cap)) if v is not None}
     if kw:
         cfg = TrainConfig(**{**asdict(cfg), **kw})
