@@ -108,12 +108,21 @@ def from_edges(u, v, *, n: int | None = None, name: str = "graph", notices: list
         u = u.astype(np.int64)
         v = v.astype(np.int64)
         if n is None:
-            ids, inv = np.unique(np.r_[u, v], return_inverse=True)
+            top = int(max(u.max(), v.max())) if u.size else -1
+            if top < 8 * (u.size + v.size) + 1024:  # dense ids: relabel with a lookup table, no sort
+                present = np.zeros(top + 1, dtype=bool)
+                present[u] = True
+                present[v] = True
+                ids = np.flatnonzero(present)
+                remap = np.cumsum(present) - 1
+                u, v = remap[u], remap[v]
+            else:
+                ids, inv = np.unique(np.r_[u, v], return_inverse=True)
+                u, v = inv[: u.size], inv[u.size :]
             if ids.size and ids[-1] != ids.size - 1:
                 labels = ids.astype(str)
                 notices.append(f"node ids relabelled to 0..{ids.size - 1} (the ids were not contiguous)")
             n = int(ids.size)
-            u, v = inv[: u.size], inv[u.size :]
     else:
         ids, inv = np.unique(np.r_[u.astype(str), v.astype(str)], return_inverse=True)
         labels = ids
@@ -125,7 +134,8 @@ def from_edges(u, v, *, n: int | None = None, name: str = "graph", notices: list
         notices.append(f"{int(loops.sum()):,} self-loop(s) removed")
         u, v = u[~loops], v[~loops]
     lo, hi = np.minimum(u, v), np.maximum(u, v)
-    key = np.unique(lo * np.int64(n) + hi)
+    key = np.sort(lo * np.int64(n) + hi)
+    key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
     if key.size < lo.size:
         notices.append(f"{lo.size - key.size:,} duplicate or reversed edge(s) removed (graph is undirected)")
     edges = np.stack([key // n, key % n], axis=1).astype(np.int64)
@@ -335,6 +345,30 @@ def _decode(data: bytes, name: str) -> str:
             raise InputError(f"{name}: could not decode the file as text") from None
 
 
+def _parse_numeric(pd, text: str, names: list, name: str) -> Graph | None:
+    """The common case (non-negative integer ids, optional weights) without per-cell string objects;
+    ``None`` sends anything else (headers, string or negative ids, odd rows) to the general parser."""
+    try:
+        df = pd.read_csv(
+            io.StringIO(text), sep=r"\s+", header=None, names=names, comment="#", dtype=np.float64
+        )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    short = df.iloc[:, 1].isna().to_numpy()
+    if df.shape[0] == 0 or short.all():
+        return None
+    nu, nv = df.iloc[:, 0].to_numpy()[~short], df.iloc[:, 1].to_numpy()[~short]
+    ok = np.isfinite(nu).all() and np.isfinite(nv).all() and min(nu.min(), nv.min()) >= 0
+    if not (ok and (nu % 1 == 0).all() and (nv % 1 == 0).all() and max(nu.max(), nv.max()) < 2**53):
+        return None
+    notices = []
+    if short.any():
+        notices.append(f"{int(short.sum()):,} line(s) with fewer than two ids skipped")
+    if df.shape[1] == 3 and df.iloc[:, 2].notna().any():
+        notices.append("third column (weights) ignored: SSumM summarises unweighted graphs")
+    return from_edges(nu.astype(np.int64), nv.astype(np.int64), name=name, notices=notices)
+
+
 def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
     """Parse an edge list: one edge per line, ``u v`` separated by spaces, tabs or commas.
 
@@ -358,12 +392,17 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
         text = "#" + text[1:]
     sample = [ln.split() for ln in text[:200_000].splitlines()[:500] if ln.strip() and ln.lstrip()[0] != "#"]
     ncols = max((len(t) for t in sample), default=2)
+    names = list(range(max(ncols, 2)))
+    if ncols <= 3:  # fast path: plain numeric ids, parsed straight to floats by pandas' C reader
+        fast = _parse_numeric(pd, text, names, name)
+        if fast is not None:
+            return fast
     try:
         df = pd.read_csv(
             io.StringIO(text),
             sep=r"\s+",
             header=None,
-            names=list(range(max(ncols, 2))),
+            names=names,
             comment="#",
             dtype=str,
             engine="c",
