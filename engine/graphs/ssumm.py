@@ -24,10 +24,13 @@ The L1 variant (the official code's ``ReOne``) also stores a block as a superedg
 least 1/2, since a sparser superedge raises the L1 error.
 
 Implementation. One numba kernel holds the state the official Java code holds: the supernode graph as a
-single open-addressing hash table keyed by the supernode pair (edge count + dense/sparse flag), per-supernode
-neighbour lists (stale ids resolved through a union-find and compacted lazily), per-supernode data and model
-costs updated incrementally on every merge. Saving and merge cost O(deg A + deg B); nothing loops per edge in
-Python. Runs repeat exactly for a given ``seed``.
+single open-addressing hash table keyed by the supernode pair (edge count + dense/sparse flag, deleted by
+backward shift so it never needs rehashing), per-supernode neighbour lists of (id, edge count) entries whose
+stale ids are resolved through a union-find and compacted lazily (counts add under merging, so a list stays
+exact without being touched when its neighbours merge, and scoring a pair needs no hash lookups), and
+per-supernode data and model costs updated incrementally on every merge. Saving and merge cost
+O(deg A + deg B); nothing loops per edge in Python. Runs repeat exactly for a given ``seed``; a pair's cost
+skips the entropy when the superedge overhead alone exceeds the sparse cost (same decision, fewer logs).
 
 Deviations from the official code, each on purpose:
 
