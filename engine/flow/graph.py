@@ -91,11 +91,27 @@ def rollout(attn: np.ndarray, residual: float = 0.5) -> np.ndarray:
     return out
 
 
-def edge_flow(a_hat: np.ndarray, output: int) -> tuple[np.ndarray, np.ndarray]:
-    """Node shares ``b`` [L+1, T] and edge flows ``E`` [L, T, T] (``E[l-1, i, j]``: edge (l-1, j) -> (l, i))."""
+def _target(output, T: int) -> np.ndarray:
+    """Weights [T] of the output node(s): one token index, or weights over several tokens (summing to 1)."""
+    if np.ndim(output) == 0:
+        if not 0 <= int(output) < T:
+            raise InputError(f"output token {output} is outside 0..{T - 1}")
+        w = np.zeros(T)
+        w[int(output)] = 1.0
+        return w
+    w = np.asarray(output, dtype=np.float64).reshape(-1)
+    if w.shape != (T,) or (w < 0).any() or w.sum() <= 0:
+        raise InputError(f"output weights must be {T} non-negative numbers with a positive sum")
+    return w / w.sum()
+
+
+def edge_flow(a_hat: np.ndarray, output) -> tuple[np.ndarray, np.ndarray]:
+    """Node shares ``b`` [L+1, T] and edge flows ``E`` [L, T, T] (``E[l-1, i, j]``: edge (l-1, j) -> (l, i)).
+
+    ``output``: a token index, or weights [T] over several output tokens (e.g. all patches)."""
     L, T, _ = a_hat.shape
     b = np.zeros((L + 1, T))
-    b[L, output] = 1.0
+    b[L] = _target(output, T)
     for layer in range(L, 0, -1):
         b[layer - 1] = b[layer] @ a_hat[layer - 1]
     return b, b[1:, :, None] * a_hat
@@ -107,13 +123,13 @@ def relay_scores(r: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b * (1.0 - own)
 
 
-def attention_entropy(attn: np.ndarray, query: int | None = None) -> dict[str, np.ndarray]:
+def attention_entropy(attn: np.ndarray, query=None) -> dict[str, np.ndarray]:
     """Row entropy in bits: ``mean`` [L] over heads and queries, ``per_head`` [L, H], ``query`` [L] (one row).
 
     ``attn`` is [L, H, T, T] (or [L, T, T], one head). Rows of a causal model have zeros above the diagonal,
     which contribute nothing (0 log 0 = 0).
     """
-    a = np.asarray(attn, dtype=np.float64)
+    a = np.asarray(attn, dtype=np.float32)
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4:
@@ -122,8 +138,9 @@ def attention_entropy(attn: np.ndarray, query: int | None = None) -> dict[str, n
     p = p / np.maximum(p.sum(-1, keepdims=True), 1e-12)
     h = -(p * np.log2(np.where(p > 0, p, 1.0))).sum(-1)  # [L, H, T]
     out = {"mean": h.mean((1, 2)), "per_head": h.mean(2)}
-    if query is not None:
-        out["query"] = h[:, :, query].mean(1)
+    if query is not None:  # one token index, or weights over tokens
+        w = np.asarray(query, dtype=np.float64)
+        out["query"] = h[:, :, int(query)].mean(1) if w.ndim == 0 else (h.mean(1) * w).sum(-1) / w.sum()
     return out
 
 
@@ -140,8 +157,7 @@ def attention_flow(
 
     a = augment(attn, residual)
     L, T, _ = a.shape
-    if not 0 <= output < T:
-        raise InputError(f"output token {output} is outside 0..{T - 1}")
+    w = _target(output, T)
     cap = _sparsify(a, top_k)
     rows, cols, vals = [], [], []
     for layer in range(L):  # edges (layer, j) -> (layer + 1, i): vectorised per layer
@@ -149,10 +165,16 @@ def attention_flow(
         rows.append(layer * T + j)
         cols.append((layer + 1) * T + i)
         vals.append(np.maximum(np.round(cap[layer][i, j] * _SCALE), 0).astype(np.int32))
-    n = (L + 1) * T
+    n = (
+        L + 1
+    ) * T + 1  # the last node is a super-sink fed by the output token(s) in proportion to their weight
+    sink = n - 1
+    tgt = np.nonzero(w)[0]
+    rows.append(L * T + tgt)
+    cols.append(np.full(len(tgt), sink))
+    vals.append(np.maximum(np.round(w[tgt] * _SCALE), 1).astype(np.int32))
     graph = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     graph.sum_duplicates()
-    sink = L * T + output
     srcs = range(T) if sources is None else [int(s) for s in sources]
     out = np.full(T, np.nan)
     for s in srcs:  # one max-flow per source token, as in the paper
@@ -192,7 +214,7 @@ class FlowGraph(Result):
     method: str = ""
     n_layers: int = 0
     n_tokens: int = 0
-    output: int = 0  # token whose inputs are traced (CLS, or the VLM's last token)
+    output: int = 0  # token whose inputs are traced (CLS, or the VLM's last token); -1: weights over tokens
     importance: np.ndarray = field(
         default_factory=lambda: np.zeros(0)
     )  # [T] input token importance, sums to 1
@@ -238,8 +260,7 @@ def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, 
         a4 = np.asarray(attn, dtype=np.float64)
         a_hat = augment(a4, residual)
         L, T, _ = a_hat.shape
-        if not 0 <= output < T:
-            raise InputError(f"output token {output} is outside 0..{T - 1}")
+        w = _target(output, T)
         r = np.empty((L + 1, T, T))
         r[0] = np.eye(T)
         for layer in range(L):
@@ -248,10 +269,14 @@ def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, 
         relay = relay_scores(r, b)
         relay[0] = 0.0
         relay[L] = 0.0
+        if np.ndim(output) == 0:  # the output token's own column is its residual path, not a relay
+            relay[:, int(output)] = 0.0
     with sw(method):
         imp = importance_fn(a4, r)
     with sw("entropy"):
-        ent = attention_entropy(a4 if a4.ndim == 4 else a4[:, None], query=output)
+        ent = attention_entropy(
+            a4 if a4.ndim == 4 else a4[:, None], query=output if np.ndim(output) == 0 else w
+        )
     with sw("edges"):
         edges = _top_edges(e, top_edges)
         flat = np.argsort(-relay.reshape(-1))[:n_relays]
@@ -262,10 +287,14 @@ def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, 
     imp = imp / max(imp.sum(), 1e-12)
     return FlowGraph(
         provenance=Provenance(method=method, params=params, input_fingerprint=seed_fp, timings=sw.timings),
-        method=method, n_layers=L, n_tokens=T, output=output, importance=imp, node_share=b, relay=relay,
+        method=method, n_layers=L, n_tokens=T, output=int(output) if np.ndim(output) == 0 else -1, importance=imp, node_share=b, relay=relay,
         edges=edges, entropy=ent["mean"], entropy_query=ent["query"], entropy_per_head=ent["per_head"],
         relays=relays,
     )  # fmt: skip
+
+
+def _jsonable_output(output):
+    return int(output) if np.ndim(output) == 0 else "weights"
 
 
 @register(
@@ -283,8 +312,8 @@ def run_rollout(attn, *, output: int = 0, residual: float = 0.5, top_edges: int 
     """Rollout graph from attentions [L, H, T, T] to token ``output``."""
     return _graph(
         attn, output=output, residual=residual, top_edges=top_edges, method="attention-rollout",
-        params={"residual": residual, "top_edges": top_edges, "output": output},
-        importance_fn=lambda a, r: r[-1][output], seed_fp=fingerprint(np.asarray(attn, np.float32)),
+        params={"residual": residual, "top_edges": top_edges, "output": _jsonable_output(output)},
+        importance_fn=lambda a, r: _target(output, r.shape[-1]) @ r[-1], seed_fp=fingerprint(np.asarray(attn, np.float32)),
     )  # fmt: skip
 
 
@@ -306,7 +335,7 @@ def run_attention_flow(
     """Attention-flow importances (max-flow per input token); the drawn edges are the rollout's edge flows."""
     return _graph(
         attn, output=output, residual=residual, top_edges=top_edges, method="attention-flow",
-        params={"residual": residual, "top_k": top_k, "top_edges": top_edges, "output": output},
+        params={"residual": residual, "top_k": top_k, "top_edges": top_edges, "output": _jsonable_output(output)},
         importance_fn=lambda a, r: attention_flow(a, output=output, residual=residual, top_k=top_k),
         seed_fp=fingerprint(np.asarray(attn, np.float32)),
     )  # fmt: skip

@@ -21,6 +21,7 @@ __all__ = ["DEFAULT_QUESTION", "FLOW_METHODS", "flow_for_image", "token_labels"]
 
 DEFAULT_QUESTION = "how many objects ?"
 FLOW_METHODS = ("attention-rollout", "attention-flow")
+TARGETS = ("output", "patches")
 _CACHE = MemoryCache(maxsize=16)
 
 
@@ -46,9 +47,13 @@ def flow_for_image(
     method: str = "attention-rollout",
     question: str | None = None,
     params: dict | None = None,
+    target: str = "output",
     allow_network: bool | None = None,
 ) -> FlowGraph:
     """The flow graph of ``model`` on ``image`` (RGB uint8 [H, W, 3], any size: resized to the model's input).
+
+    ``target``: "output" traces the flow into CLS (encoders) or the last token (VLMs); "patches" into the mean
+    of the image tokens of the last layer, where CLS shows up as a relay if patches read what CLS gathered.
 
     Returns a :class:`FlowGraph` with ``extra`` holding token labels and kinds, the patch grid, the image span
     in the sequence, the model name, the (resized) image the model saw, and the VLM's answer.
@@ -60,11 +65,15 @@ def flow_for_image(
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise InputError(f"image must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    key = fingerprint(image, model, method, values, question or "")
-    return _CACHE.get_or_compute(key, lambda: _compute(image, model, m, values, question, allow_network, key))
+    if target not in TARGETS:
+        raise InputError(f"target must be one of {list(TARGETS)}, got {target!r}")
+    key = fingerprint(image, model, method, values, question or "", target)
+    return _CACHE.get_or_compute(
+        key, lambda: _compute(image, model, m, values, question, allow_network, key, target)
+    )
 
 
-def _compute(image, model_name, method, values, question, allow_network, key) -> FlowGraph:
+def _compute(image, model_name, method, values, question, allow_network, key, target) -> FlowGraph:
     import torch
 
     from engine.vision.images import resize_for
@@ -106,6 +115,11 @@ def _compute(image, model_name, method, values, question, allow_network, key) ->
             raise InputError(f"model {model_name!r} returned no attentions (it needs eager attention)")
         attn = torch.stack([a[0] for a in out.attentions]).float().cpu().numpy()  # [L, H, T, T]
     labels, kinds = token_labels(n_before, grid, after, before)
+    output_label = labels[output]
+    if target == "patches":
+        w = np.zeros(attn.shape[-1])
+        w[n_before : n_before + grid[0] * grid[1]] = 1.0
+        output, output_label = w, "all image patches (mean)"
     res = method(attn, output=output, **values)
     res.provenance.timings = {**sw.timings, **res.provenance.timings}
     res.provenance.input_fingerprint = key
@@ -121,5 +135,7 @@ def _compute(image, model_name, method, values, question, allow_network, key) ->
         "question": (question or DEFAULT_QUESTION) if isinstance(model, VisionLanguageModel) else "",
         "notices": notices,
         "image": seen,
+        "output_label": output_label,
+        "target": target,
     }
     return res

@@ -1,0 +1,187 @@
+"""Information Flow tab: attention rollout and attention flow through the scene ViT, the scene VLM or a hub
+vision model, drawn as a layered graph, an importance overlay and a per-layer entropy curve."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from app.errors import user_errors
+from engine.registry import InputError
+
+TAB_TITLE = "Information Flow"
+TAB_ORDER = 30
+
+SOURCES = ("Generated scene", "Example photo", "Upload")
+MODELS = ("scene-vit", "scene-vlm")
+METHODS = ("attention-rollout", "attention-flow")
+EXAMPLES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "camera.png")
+MAX_SCENE = 100_000
+
+
+def _skimage_data() -> Path | None:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def example_paths() -> dict[str, Path]:
+    """The real photographs scikit-image ships in its wheel (no download)."""
+    d = _skimage_data()
+    return {n: d / n for n in EXAMPLES if d is not None and (d / n).exists()}
+
+
+def get_image(source: str, scene_index, example: str | None, upload) -> tuple[np.ndarray, list[str], str]:
+    """RGB uint8 image, notices, and a description of the input."""
+    from engine.vision.images import load_image
+
+    if source == "Generated scene":
+        from engine.vision import scenes
+
+        try:
+            i = int(scene_index)
+        except (TypeError, ValueError):
+            raise InputError(f"scene index must be a whole number, got {scene_index!r}") from None
+        if not 0 <= i <= MAX_SCENE:
+            raise InputError(f"scene index must be in 0..{MAX_SCENE}, got {i}")
+        b = scenes.make_batch("val", i, 1)
+        img = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        qs = "; ".join(f"{b.question_text(0, j)} {b.answer_text(0, j)}" for j in range(len(scenes.QTYPES)))
+        return img, [], f"validation scene {i} (its questions: {qs})"
+    if source == "Example photo":
+        paths = example_paths()
+        if not example or example not in paths:
+            raise InputError(f"pick an example photo: {sorted(paths)}")
+        img, notices = load_image(paths[example])
+        return img, notices, f"scikit-image example {example}"
+    if source == "Upload":
+        if upload is None:
+            raise InputError("upload an image file first")
+        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+        img, notices = load_image(path)
+        return img, notices, f"uploaded {Path(path).name}"
+    raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")
+
+
+def _export(res, data: dict) -> str:
+    from engine.config import cache_dir
+
+    d = cache_dir() / "exports" / "flow"
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"flow_{res.provenance.input_fingerprint}.json"
+    p.write_text(json.dumps(data))
+    return str(p)
+
+
+@user_errors
+def run_flow(
+    source,
+    scene_index,
+    example,
+    upload,
+    model,
+    method,
+    residual,
+    top_k,
+    top_edges,
+    question,
+    allow_net,
+    target="output",
+):
+    """Handler: load the image, compute the flow graph, and draw it."""
+    from app.commands.flow import graph_json
+    from engine.flow.run import flow_for_image
+    from visualizers.flow import flow_caption, flow_table, plot_entropy, plot_flow_graph, plot_overlay
+
+    img, notices, described = get_image(source, scene_index, example, upload)
+    model = (model or "").strip() or "scene-vit"
+    params = {"residual": residual, "top_edges": top_edges}
+    if method == "attention-flow":
+        params["top_k"] = top_k
+    res = flow_for_image(
+        img, model=model, method=method, question=(question or "").strip() or None, params=params,
+        target="patches" if str(target).startswith("all image") else "output", allow_network=bool(allow_net) or None,
+    )  # fmt: skip
+    data = graph_json(res)
+    data["notices"] = notices + data["notices"]
+    caption = flow_caption(res) + f" Input: {described}."
+    if notices:
+        caption += " Notices: " + "; ".join(notices) + "."
+    return (
+        plot_overlay(res),
+        plot_flow_graph(res),
+        plot_entropy(res),
+        flow_table(res),
+        caption,
+        _export(res, data),
+    )
+
+
+def warmup() -> None:
+    from engine.vision.loading import load_vision
+
+    for name in MODELS:
+        load_vision(name)
+    run_flow("Generated scene", 0, None, None, "scene-vit", "attention-rollout", 0.5, 16, 300, "", False)
+
+
+def build_tab() -> None:
+    gr.Markdown(
+        "How information moves through a vision model's attention. **Attention rollout** multiplies each layer's "
+        "head-averaged attention (mixed half-and-half with the identity for the residual path); **attention flow** "
+        "solves a max-flow from each input token to the output (Abnar & Zuidema, 2020). For the ViT the output is "
+        "CLS; for the VLM it is the last prompt token, whose next token is the answer. Relay nodes (ringed) pass on "
+        "what they read from other tokens: FlowCut observed that CLS works as such a relay."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
+            scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
+            ex = sorted(example_paths())
+            example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
+            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")
+            model = gr.Dropdown(list(MODELS), value="scene-vit", allow_custom_value=True,
+                                label="Model (or a local folder / hub id of CLIP, ViT, DINOv2, LLaVA)")  # fmt: skip
+            allow_net = gr.Checkbox(False, label="Allow network (hub models)")
+            question = gr.Textbox(value="how many objects ?", label="Question (VLM only)",
+                                  info="scene VLM words: how many, what color/shape is the, is there a, are all, "
+                                  "red, circle, small, left, ... ?")  # fmt: skip
+            target = gr.Radio(["CLS / answer token", "all image patches"], value="CLS / answer token",
+                              label="Trace the flow into")  # fmt: skip
+            method = gr.Radio(list(METHODS), value="attention-rollout", label="Method")
+            residual = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Residual weight (paper: 0.5)")
+            top_k = gr.Slider(1, 256, value=16, step=1, label="Attention flow: in-edges kept per node")
+            top_edges = gr.Slider(20, 1000, value=300, step=10, label="Edges kept for the graph")
+            apply = gr.Button("Apply", variant="primary")
+        with gr.Column(scale=2):
+            with gr.Row():
+                overlay = gr.Plot(label="Importance overlay")
+                entropy = gr.Plot(label="Entropy per layer")
+            graph = gr.Plot(label="Layered flow graph")
+            caption = gr.Markdown(elem_classes=["caption"])
+            table = gr.Dataframe(headers=["quantity", "value"], interactive=False, label="Metrics")
+            export = gr.File(label="Graph (JSON: nodes, edges, entropy)")
+    apply.click(
+        run_flow,
+        [
+            source,
+            scene_index,
+            example,
+            upload,
+            model,
+            method,
+            residual,
+            top_k,
+            top_edges,
+            question,
+            allow_net,
+            target,
+        ],
+        [overlay, graph, entropy, table, caption, export],
+        api_name="flow_apply",
+    )
