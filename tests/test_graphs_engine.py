@@ -306,3 +306,37 @@ def test_bad_parameters():
         summarize(g, "nope")
     with pytest.raises(InputError, match="no parameter"):
         summarize(g, "ssumm", alpha=1)
+
+
+def _block_error_total(graph, labels, l1):
+    s = int(labels.max()) + 1
+    a, b, c = block_counts(graph, labels, s)
+    size = np.bincount(labels, minlength=s)
+    pairs = block_pairs(size[a], size[b], a == b)
+    c = c.astype(float)
+    return float(np.sum(2 * c * (1 - c / pairs) if l1 else c - c * c / pairs))
+
+
+@pytest.mark.parametrize("l1", [False, True])
+def test_saa_gs_error_increase_matches_brute_force(l1):
+    from engine.graphs import baselines as bl
+
+    g = builtin("les_miserables")
+    st = k._init_state(g)
+    rng = np.random.default_rng(7)
+    sparse_cost = 2 * np.log2(g.n)
+    for _ in range(40):
+        ids = np.flatnonzero(st.alive)
+        a, b = (int(x) for x in rng.choice(ids, 2, replace=False))
+        inc = bl._err_increase(a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, g.n, st.shift, l1)
+        labels = k._labels(st.parent)
+        before = _block_error_total(g, labels, l1)
+        after = _block_error_total(g, np.where(labels == b, a, labels), l1)
+        assert inc == pytest.approx(after - before, rel=1e-9, abs=1e-9)
+        k._merge(
+            a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, st.alive, st.ncap, g.n, st.shift,
+            sparse_cost, 2, st.sc,
+        )  # fmt: skip
+    # mode 2 (k-Gs): every nonempty block is a superedge
+    live = st.hk != -1
+    assert st.sc[k._NUM_P] == live.sum() and np.all(st.hd[live] == 1)
