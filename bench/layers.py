@@ -131,7 +131,17 @@ def _run(target, *args):
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))
     p.start()
-    out = q.get()
+    import queue as _queue
+
+    while True:  # a child that dies (import error, OOM) must not leave the parent waiting forever
+        try:
+            out = q.get(timeout=5)
+            break
+        except _queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(
+                    f"{getattr(target, '__name__', target)} child exited with code {p.exitcode}"
+                ) from None
     p.join()
     return out
 
