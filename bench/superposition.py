@@ -253,6 +253,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device-job", type=Path)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp")))
     ap.add_argument("--import-gpu", type=Path)
+    ap.add_argument("--sae-max-epochs", type=int, default=300, help="epoch cap of the 10k SAE bench")
     args = ap.parse_args(argv)
     if args.gpu_inputs:
         return capture_gpu_inputs(args.gpu_inputs)
@@ -280,7 +281,7 @@ def main(argv=None) -> None:
 
         n = 2048 if args.quick else 10_000
         acts = collect_activations(load_model("smollm2"), [SAE_LAYER], max_activations=n).acts[SAE_LAYER]
-        data["sae_cpu"] = bench_sae(acts, "cpu", max_epochs=5 if args.quick else 300)
+        data["sae_cpu"] = bench_sae(acts, "cpu", max_epochs=5 if args.quick else args.sae_max_epochs)
         print("sae", data["sae_cpu"])
         _save(data)
 

@@ -32,7 +32,7 @@ BLUE, ORANGE, GREEN, BLACK, VERMILLION, SKY = (
 )
 
 
-def plot_layer_scan(scan, *, width: int = 900, height: int = 520) -> go.Figure:
+def plot_layer_scan(scan, *, width: int = 860, height: int = 520) -> go.Figure:
     """F (bars, with the sweep's min-max band) and N (markers) per layer; psi = F / N as a line (right axis)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     layers = list(scan.layers)
@@ -91,7 +91,7 @@ def plot_layer_scan(scan, *, width: int = 900, height: int = 520) -> go.Figure:
     return fig
 
 
-def plot_toy_sweep(res, *, width: int = 620, height: int = 520) -> go.Figure:
+def plot_toy_sweep(res, *, width: int = 640, height: int = 500) -> go.Figure:
     """Measured F against ground truth, one point per sparsity level, with the y = x line."""
     t = np.asarray(res.true_features, dtype=float)
     f = np.asarray(res.effective_features, dtype=float)
@@ -128,7 +128,7 @@ def plot_toy_sweep(res, *, width: int = 620, height: int = 520) -> go.Figure:
     )
     r = res.pearson_r
     base_layout(
-        fig, title=f"Toy models: measured F vs represented features (r = {r:.3f})", width=width, height=height
+        fig, title=f"Toy models: measured F vs ground truth (r = {r:.3f})", width=width, height=height
     )
     fig.update_xaxes(title_text="represented features (||W_i|| > 0.5)", range=[0, top])
     fig.update_yaxes(title_text="effective features F = exp(H)", range=[0, top])
@@ -136,7 +136,7 @@ def plot_toy_sweep(res, *, width: int = 620, height: int = 520) -> go.Figure:
     return fig
 
 
-def plot_toy_gram(res, levels: list[int] | None = None, *, width: int = 900, height: int = 360) -> go.Figure:
+def plot_toy_gram(res, levels: list[int] | None = None, *, width: int = 860, height: int = 360) -> go.Figure:
     """W^T W heatmaps (feature geometry) for a few sparsity levels, one shared colour range [-1, 1]."""
     k = len(res.sparsities)
     if levels is None:
@@ -206,7 +206,7 @@ def plot_feature_map(fmap, *, width: int = 760, height: int = 600) -> go.Figure:
     return fig
 
 
-def plot_compare(a, b, *, width: int = 1000, height: int = 460) -> go.Figure:
+def plot_compare(a, b, *, width: int = 1060, height: int = 460) -> go.Figure:
     """Two measurements side by side on identical axes: sorted activation mass p_i against rank (log-log)."""
     fig = make_subplots(
         rows=1, cols=2, shared_yaxes=True, subplot_titles=[_label(a), _label(b)], horizontal_spacing=0.05
@@ -257,7 +257,7 @@ def plot_compare(a, b, *, width: int = 1000, height: int = 460) -> go.Figure:
     return fig
 
 
-def plot_training(losses: list[float], *, width: int = 460, height: int = 300) -> go.Figure:
+def plot_training(losses: list[float], *, width: int = 640, height: int = 300) -> go.Figure:
     fig = go.Figure(
         go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", line=dict(color=BLUE))
     )
@@ -307,6 +307,12 @@ def caption_layer(m) -> str:
         f"p_i = mean|z_i| / sum_j mean|z_j|; **F = exp(H) = {m.effective_features:.1f}**, "
         f"**psi = F / N = {m.psi:.2f}**; explained variance {m.explained_variance:.3f}, mean L0 {m.l0:.1f}, "
         f"dead {m.dead_fraction:.1%}, dense {m.dense_fraction:.1%}."
+        + (
+            f" *Note: the codes are dense (mean L0 {m.l0:.0f} of {m.d_sae}); F then mostly reflects the dictionary "
+            "size and lambda, so read it together with the sensitivity band of the 'Across layers' view.*"
+            if m.dense_fraction > 0.5
+            else ""
+        )
     )
 
 

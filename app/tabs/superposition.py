@@ -332,11 +332,10 @@ def build_tab() -> None:
                 run = gr.Button("Measure", variant="primary")
             with gr.Column(scale=3):
                 caption = gr.Markdown(elem_classes="caption")
-                with gr.Row():
-                    table = gr.Dataframe(headers=["metric", "value"], interactive=False, wrap=True)
-                    loss_plot = gr.Plot(label="Training")
+                table = gr.Dataframe(headers=["metric", "value"], interactive=False, wrap=True)
                 map_caption = gr.Markdown(elem_classes="caption")
                 map_plot = gr.Plot(label="Feature map")
+                loss_plot = gr.Plot(label="Training")
                 files = gr.File(label="Result (JSON, CSV)", file_count="multiple")
         ins = [
             model,
@@ -390,10 +389,9 @@ def build_tab() -> None:
                 t_run = gr.Button("Train toy models", variant="primary")
             with gr.Column(scale=3):
                 t_caption = gr.Markdown(elem_classes="caption")
-                with gr.Row():
-                    t_plot = gr.Plot(label="Measured vs ground truth")
-                    t_table = gr.Dataframe(headers=["S", "true", "F", "psi", "expl. var."], interactive=False)
+                t_plot = gr.Plot(label="Measured vs ground truth")
                 t_gram = gr.Plot(label="W^T W")
+                t_table = gr.Dataframe(headers=["S", "true", "F", "psi", "expl. var."], interactive=False)
                 t_files = gr.File(label="Sweep (JSON, CSV)", file_count="multiple")
         t_run.click(toy_handler, [t_n, t_m, t_s, t_steps, t_l1, t_exp], [t_caption, t_plot, t_gram, t_table, t_files],
                     api_name="superposition_toy")  # fmt: skip

@@ -54,6 +54,7 @@ def _umap(n_neighbors: int, min_dist: float, seed: int):
         random_state=seed,
         n_components=2,
         init="random",
+        n_epochs=200,  # umap picks 500 below 10k points; 200 gives the same layout in 40% of the time
     )
 
 
