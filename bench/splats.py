@@ -138,7 +138,7 @@ def run_gpu(out: Path, tiny: bool) -> dict:
         done("compile_gsplat")
 
     stage("train")
-    cfg = TrainConfig() if not tiny else TrainConfig(iters=30, n_train=6, n_test=2, width=32, height=32,
+    cfg = TrainConfig(iters=8000) if not tiny else TrainConfig(iters=30, n_train=6, n_test=2, width=32, height=32,
                                                      init_points=400, dome_points=100, quick=True)  # fmt: skip
     import tempfile
 
@@ -168,7 +168,7 @@ def run_gpu(out: Path, tiny: bool) -> dict:
     done("importance_demo")
 
     stage("method_table")
-    ft_steps = 500 if gpu else 3
+    ft_steps = 300 if gpu else 3
 
     def ft(sc):
         return finetune(sc, train_cams, gt_train, steps=ft_steps)

@@ -43,7 +43,9 @@ def test_saturated_pixels_stop_exactly():
                       np.random.default_rng(0).normal(size=(n, 1, 3)).astype(f))  # fmt: skip
     from engine.splats.cameras import intrinsics, look_at
 
-    cam = Camera(look_at(np.array([0, 0, -3.0]), np.zeros(3), np.array([0, 1.0, 0])), intrinsics(20, 20, 40), 20, 20)
+    cam = Camera(
+        look_at(np.array([0, 0, -3.0]), np.zeros(3), np.array([0, 1.0, 0])), intrinsics(20, 20, 40), 20, 20
+    )
     out = render(s, cam, backend="cpu", accumulate=True, background=None)
     ref_img, ref_T, ref_w = _reference_render(to_tensors(s), cam, 0)
     torch.testing.assert_close(out.image.double(), ref_img, atol=1e-5, rtol=0)

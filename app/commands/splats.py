@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from engine.registry import get
-    from engine.splats.evaluate import load_bundle, evaluate
+    from engine.splats.evaluate import evaluate, load_bundle
     from engine.splats.ply import write_ply, write_splat
 
     method = get(args.method)

@@ -87,7 +87,9 @@ def load_bundle(
     if not isinstance(source, bytes):
         p = Path(source)
         if p.is_file() and p.stat().st_size > max(LIMITS.max_upload_bytes, LIMITS.max_gaussians * 256):
-            raise InputError(f"{p.name} is {p.stat().st_size:,} bytes; the size cap is {LIMITS.max_upload_bytes:,}")
+            raise InputError(
+                f"{p.name} is {p.stat().st_size:,} bytes; the size cap is {LIMITS.max_upload_bytes:,}"
+            )
     scene = load_scene(source, name=name, max_gaussians=LIMITS.max_gaussians)
     train = orbit_cameras(scene.means, 24, width=128, height=128, elevation_deg=20)
     train += orbit_cameras(scene.means, 12, width=128, height=128, elevation_deg=45)
@@ -101,7 +103,8 @@ def scene_importance(bundle: SceneBundle, *, backend: str = "auto", progress=Non
     if bundle.importance is not None:
         return bundle.importance
     return _IMPORTANCE.get_or_compute(
-        bundle.key, lambda: compute_importance(bundle.scene, bundle.train_cams, backend=backend, progress=progress)
+        bundle.key,
+        lambda: compute_importance(bundle.scene, bundle.train_cams, backend=backend, progress=progress),
     )
 
 
@@ -147,8 +150,17 @@ class PruneReport(Result):
     pruned: GaussianScene | None = field(default=None, repr=False)
 
     def metrics(self) -> dict[str, Any]:
-        keys = ("count_before", "count_after", "bytes_before", "bytes_after", "psnr", "ssim", "backend", "render_ms",
-                "reference")
+        keys = (
+            "count_before",
+            "count_after",
+            "bytes_before",
+            "bytes_after",
+            "psnr",
+            "ssim",
+            "backend",
+            "render_ms",
+            "reference",
+        )
         return {k: getattr(self, k) for k in keys}
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
@@ -192,9 +204,14 @@ def evaluate(
     outs = [render(pruned, c, backend=backend) for c in bundle.eval_cams]
     imgs = [image_uint8(o) for o in outs]
     rep = PruneReport(
-        provenance=Provenance(method, res.provenance.params, bundle.key, res.provenance.seed, outs[0].backend,
-                              {"importance": t_imp, **res.provenance.timings,
-                               "render": sum(o.ms for o in outs) / 1000}),  # fmt: skip
+        provenance=Provenance(
+            method,
+            res.provenance.params,
+            bundle.key,
+            res.provenance.seed,
+            outs[0].backend,
+            {"importance": t_imp, **res.provenance.timings, "render": sum(o.ms for o in outs) / 1000},
+        ),  # fmt: skip
         scene_name=bundle.name,
         method=method,
         params=res.provenance.params,

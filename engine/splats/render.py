@@ -385,7 +385,11 @@ def _reference_render(
 
     Returns image [H, W, 3], transmittance [H, W] and the per-Gaussian blending-weight sums [N].
     """
-    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
+    from gsplat.cuda._torch_impl import (
+        _fully_fused_projection,
+        _quat_scale_to_covar_preci,
+        _spherical_harmonics,
+    )
 
     g = {k: v.detach().double() for k, v in g.items()}
     vm = torch.as_tensor(np.asarray(cam.viewmat), dtype=torch.float64)

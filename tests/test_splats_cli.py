@@ -1,0 +1,111 @@
+"""`redex splats`, the evaluate pipeline, the tab's handlers and figures, and the CPU training smoke test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from engine.splats.ply import GaussianScene, read_ply, write_ply
+
+KEYS = {"count_before", "count_after", "bytes_before", "bytes_after", "psnr", "ssim", "backend", "render_ms"}
+
+
+def small_scene(n=300, seed=0):
+    r = np.random.default_rng(seed)
+    f = np.float32
+    return GaussianScene((r.normal(size=(n, 3)) * 0.5).astype(f), r.normal(size=(n, 4)).astype(f),
+                         (r.normal(size=(n, 3)) * 0.3 - 2.5).astype(f), (r.normal(size=n) + 1).astype(f),
+                         (r.normal(size=(n, 4, 3)) * 0.3).astype(f))  # fmt: skip
+
+
+def test_cli_json_on_uploaded_scene(tmp_path, capsys):
+    src = write_ply(small_scene(), tmp_path / "in.ply")
+    out = tmp_path / "out.ply"
+    rc = main(["splats", "--input", str(src), "--method", "lightgaussian", "--keep", "0.5", "--out", str(out),
+               "--views", "2", "--json"])  # fmt: skip
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(d)
+    assert d["count_before"] == 300 and d["count_after"] == 150
+    assert d["bytes_after"] < d["bytes_before"]
+    assert d["reference"] == "unpruned render" and d["psnr"] > 10
+    assert len(read_ply(out)) == 150
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["splats", "--input", str(tmp_path / "missing.ply"), "--json"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.ply"
+    bad.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n0\n")
+    assert main(["splats", "--input", str(bad), "--json"]) == 2
+    assert "not supported" in capsys.readouterr().err
+    assert main(["splats", "--input", str(write_ply(small_scene(), tmp_path / "a.ply")), "--method", "random",
+                 "--tau", "0.9"]) == 2  # fmt: skip
+    assert main(["splats", "--method", "nope"]) == 2
+
+
+def test_demo_scene_against_ground_truth(capsys):
+    rc = main(["splats", "--method", "opacity", "--keep", "0.5", "--views", "1", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["reference"] == "ground truth" and d["count_before"] > 10_000
+    assert d["psnr_before"] > 15 and d["psnr"] < d["psnr_before"] + 0.5
+
+
+def test_tab_handler_and_figures(tmp_path):
+    from app.tabs.splats import OMG_TARGETS, SCENES, apply_pruning
+
+    src = write_ply(small_scene(), tmp_path / "up.ply")
+    out = apply_pruning(SCENES[1], str(src), "omg", 0.34, OMG_TARGETS[0], 0.96, "SVQ 8-bit", "view_1", "score",
+                        progress=lambda *a, **k: None)  # fmt: skip
+    slider, cap, rows, hist, cloud, model, files, gt = out
+    assert slider[0].size == (256, 256) and "omg" in cap and "unpruned render" in cap
+    assert rows[0][1] == "300" and gt is None
+    assert len(hist.data) == 2 and len(cloud.data) >= 1
+    assert len(read_ply(model)) < 300 and len(files) == 2
+
+
+def test_tab_rejects_bad_uploads(tmp_path):
+    import gradio as gr
+
+    from app.tabs.splats import OMG_TARGETS, SCENES, apply_pruning
+
+    p = tmp_path / "pc.ply"
+    hdr = b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+    p.write_bytes(hdr + b"property float z\nend_header\n" + np.zeros(3, "<f4").tobytes())
+    args = ("lightgaussian", 0.34, OMG_TARGETS[0], 0.96, "fp32", "view_0", "fate")
+    with pytest.raises(gr.Error, match="point cloud"):
+        apply_pruning(SCENES[1], str(p), *args, progress=lambda *a, **k: None)
+    with pytest.raises(gr.Error, match="upload"):
+        apply_pruning(SCENES[1], None, *args, progress=lambda *a, **k: None)
+    with pytest.raises(gr.Error, match="keep fraction"):
+        apply_pruning(SCENES[1], str(write_ply(small_scene(), tmp_path / "ok.ply")), "random", 2.0,
+                      *args[2:], progress=lambda *a, **k: None)  # fmt: skip
+
+
+def test_pareto_figure():
+    from visualizers.splats import plot_pareto
+
+    rows = [
+        {"method": m, "keep": k, "bytes": k * 1e6, "psnr": 20 + k}
+        for m in ("omg", "random")
+        for k in (0.1, 0.5)
+    ]
+    fig = plot_pareto(rows)
+    assert len(fig.data) == 2 and list(fig.data[0].x) == [0.1, 0.5]
+    assert plot_pareto(rows, x="bytes").layout.xaxis.title.text == "size (MB)"
+
+
+def test_quick_training_lowers_the_loss(tmp_path):
+    from engine.splats.train import TrainConfig, train
+
+    cfg = TrainConfig(iters=25, n_train=3, n_test=1, width=24, height=24, init_points=200, dome_points=50,
+                      sh_up_every=10, quick=True)  # fmt: skip
+    rep = train(cfg, tmp_path, log=lambda *a: None)
+    losses = [h["loss"] for h in rep["history"]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert (tmp_path / "scene.ply").exists() and (tmp_path / "test_000.png").exists()
+    assert len(read_ply(tmp_path / "scene.ply")) == 250

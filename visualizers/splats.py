@@ -1,0 +1,161 @@
+"""Figures and captions for 3D Gaussian pruning: score histogram with the cut, Gaussians in 3D coloured by
+score or by fate, the kept-fraction / bytes vs PSNR Pareto plot, and the caption of a pruning report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+
+from visualizers.style import HEATMAP_SCALE, OKABE_ITO, base_layout
+
+__all__ = ["plot_score_histogram", "plot_gaussians", "plot_pareto", "caption", "metrics_rows", "labelled"]
+
+_METHOD_COLOURS = {
+    "random": OKABE_ITO[7],
+    "opacity": OKABE_ITO[1],
+    "voxel-merge": OKABE_ITO[3],
+    "lightgaussian": OKABE_ITO[4],
+    "lightgaussian-official": OKABE_ITO[2],
+    "omg": OKABE_ITO[5],
+}
+
+
+def plot_score_histogram(
+    scores: np.ndarray | None, keep_mask: np.ndarray, threshold: float | None, *, method: str, bins: int = 80
+) -> go.Figure:
+    """Histogram of log10(score) for kept and pruned Gaussians, with the cut as a dashed line."""
+    fig = go.Figure()
+    if scores is None:
+        base_layout(fig, title=f"{method}: no score (random choice)", height=360)
+        fig.add_annotation(text="This method ranks nothing: it keeps a random subset.", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
+        return fig
+    s = np.asarray(scores, np.float64)
+    pos = s[s > 0]
+    floor = pos.min() * 0.5 if pos.size else 1e-12
+    logs = np.log10(np.maximum(s, floor))
+    edges = np.linspace(logs.min(), logs.max() + 1e-9, bins + 1)
+    for label, sel, colour in (("pruned", ~keep_mask, OKABE_ITO[5]), ("kept", keep_mask, OKABE_ITO[4])):
+        fig.add_trace(go.Histogram(x=logs[sel], xbins={"start": edges[0], "end": edges[-1],
+                                   "size": edges[1] - edges[0]}, name=f"{label} ({int(sel.sum()):,})",
+                                   marker_color=colour, opacity=0.85))  # fmt: skip
+    if threshold is not None and threshold > 0:
+        x = float(np.log10(max(threshold, floor)))
+        fig.add_vline(
+            x=x, line_dash="dash", line_color="black", annotation_text="cut", annotation_position="top"
+        )
+    n_zero = int((s <= 0).sum())
+    base_layout(fig, title=f"{method}: score, {keep_mask.mean():.0%} kept", height=360)
+    if n_zero:
+        fig.add_annotation(text=f"{n_zero:,} never seen (score 0): left edge", x=0.01, y=0.98, xref="paper",
+                           yref="paper", showarrow=False, xanchor="left", font={"size": 12})  # fmt: skip
+    fig.update_layout(barmode="overlay", xaxis_title="log10 score", yaxis_title="Gaussians")
+    return fig
+
+
+def plot_gaussians(
+    means: np.ndarray,
+    *,
+    keep_mask: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    colour_by: str = "fate",
+    max_points: int = 3000,
+    seed: int = 0,
+    title: str = "",
+) -> go.Figure:
+    """A random sample of Gaussian centres in 3D, coloured by fate (kept / pruned) or by log10 score.
+
+    Points farther from the median than 2.5 x the median distance (background, floaters) are left out so the
+    objects fill the view; the title says how many are drawn.
+    """
+    n = len(means)
+    centre = np.median(means, axis=0)
+    d = np.linalg.norm(means - centre, axis=1)
+    near = np.nonzero(d <= 2.5 * np.median(d))[0]
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(near, min(max_points, len(near)), replace=False) if len(near) else near
+    p = means[idx]
+    fig = go.Figure()
+    if colour_by == "score" and scores is not None:
+        s = np.asarray(scores, np.float64)[idx]
+        c = np.log10(np.maximum(s, s[s > 0].min() * 0.5 if (s > 0).any() else 1e-12))
+        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers",
+                                   marker={"size": 2.5, "color": c, "colorscale": HEATMAP_SCALE,
+                                           "colorbar": {"title": "log10 score"}}, name="score"))  # fmt: skip
+    else:
+        mask = np.ones(n, bool) if keep_mask is None else keep_mask
+        for label, sel, colour in (("kept", mask[idx], "#9a9a9a"), ("pruned", ~mask[idx], OKABE_ITO[5])):
+            fig.add_trace(go.Scatter3d(x=p[sel, 0], y=p[sel, 1], z=p[sel, 2], mode="markers", name=label,
+                                       marker={"size": 2.5 if label == "pruned" else 1.8, "color": colour}))  # fmt: skip
+    base_layout(
+        fig,
+        title=title or f"{len(idx):,} of {n:,} Gaussian centres (sample, background left out)",
+        height=520,
+    )
+    fig.update_layout(scene={"aspectmode": "data", "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                             "zaxis": {"visible": False}}, margin={"l": 0, "r": 0, "t": 50, "b": 0})  # fmt: skip
+    return fig
+
+
+def plot_pareto(rows: list[dict[str, Any]], *, x: str = "keep", title: str = "") -> go.Figure:
+    """PSNR against kept fraction (``x="keep"``) or bytes (``x="bytes"``), one line per method."""
+    fig = go.Figure()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for m in methods:
+        pts = sorted((r for r in rows if r["method"] == m), key=lambda r: r[x])
+        xs = [r[x] / (1e6 if x == "bytes" else 1) for r in pts]
+        fig.add_trace(go.Scatter(x=xs, y=[r["psnr"] for r in pts], mode="lines+markers", name=m,
+                                 line={"color": _METHOD_COLOURS.get(m, OKABE_ITO[6]), "width": 2.5},
+                                 marker={"size": 8}))  # fmt: skip
+    base_layout(fig, title=title or "Quality vs size: every method on the same scene", height=440)
+    fig.update_layout(xaxis_title="kept fraction" if x == "keep" else "size (MB)", yaxis_title="PSNR (dB)")
+    if x == "keep":
+        fig.update_xaxes(tickformat=".0%")
+    return fig
+
+
+def metrics_rows(rep) -> list[list[Any]]:
+    """Rows (quantity, before, after) of a :class:`~engine.splats.evaluate.PruneReport`."""
+
+    def f(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    rows = [
+        ["Gaussians", f"{rep.count_before:,}", f"{rep.count_after:,}"],
+        ["size (MB)", f"{rep.bytes_before / 1e6:.2f}", f"{rep.bytes_after / 1e6:.2f} ({rep.storage})"],
+        ["render (ms / view)", f"{rep.render_ms_before:.0f}", f"{rep.render_ms:.0f}"],
+        ["FPS", f(1000 / rep.render_ms_before if rep.render_ms_before else None, ".1f"),
+         f(1000 / rep.render_ms if rep.render_ms else None, ".1f")],
+    ]  # fmt: skip
+    if rep.reference == "ground truth":
+        rows += [["PSNR vs ground truth (dB)", f(rep.psnr_before, ".2f"), f(rep.psnr, ".2f")],
+                 ["SSIM vs ground truth", f(rep.ssim_before, ".4f"), f(rep.ssim, ".4f")]]  # fmt: skip
+    rows += [["PSNR vs unpruned render (dB)", "inf", f(rep.psnr_vs_full, ".2f")],
+             ["SSIM vs unpruned render", "1", f(rep.ssim_vs_full, ".4f")]]  # fmt: skip
+    return rows
+
+
+def caption(rep) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
+    ref = "ground truth" if rep.reference == "ground truth" else "the unpruned render (no ground truth)"
+    psnr = f"{rep.psnr:.2f} dB PSNR / {rep.ssim:.4f} SSIM against {ref}"
+    return (
+        f"**{rep.method}** ({params}) on the {rep.scene_name}: {rep.count_before:,} → {rep.count_after:,} "
+        f"Gaussians ({rep.count_after / rep.count_before:.1%} kept), {rep.bytes_before / 1e6:.2f} → "
+        f"{rep.bytes_after / 1e6:.2f} MB stored as {rep.storage}; {psnr}, mean over {len(rep.views)} views "
+        f"({', '.join(rep.views)}). Rendered by **{rep.backend}**, {rep.render_ms:.0f} ms per view "
+        f"(unpruned {rep.render_ms_before:.0f} ms)."
+    )
+
+
+def labelled(img: np.ndarray, text: str) -> Image.Image:
+    """The image with a small label in its top-left corner (which scene / backend it shows)."""
+    im = Image.fromarray(img).convert("RGB")
+    d = ImageDraw.Draw(im)
+    x0, y0, x1, y1 = d.textbbox((4, 3), text)
+    d.rectangle([0, 0, x1 + 4, y1 + 3], fill=(0, 0, 0))
+    d.text((4, 3), text, fill=(255, 255, 255))
+    return im
