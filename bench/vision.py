@@ -1,0 +1,82 @@
+"""Benchmark of the shipped scene models and the flow graph; writes bench/results/vision.json.
+
+    python -m bench.vision [--n 300]
+
+- Answer accuracy of the scene VLM per question type on the first ``n`` validation scenes (this machine), with
+  the majority-answer baseline, and with random pruning of image tokens before the LM at 25% kept.
+- The GPU training runs (wall time, steps, GPU, accuracy on 2000 validation scenes, GPU latency) copied from
+  assets/vision/metrics_run*.json, which the training script wrote on the device.
+- CPU latency of the ViT forward and the VLM prefill (batch 1, median), and the time of one flow graph (forward
+  with attentions + rollout + entropy + edges) for a new image with the model loaded ("warm").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path(__file__).resolve().parent / "results" / "vision.json"
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=300, help="validation scenes evaluated on this machine")
+    a = ap.parse_args(argv)
+    from engine.flow.run import flow_for_image
+    from engine.vision import scenes
+    from engine.vision.loading import ASSETS, load_vision
+    from engine.vision.train import evaluate_vlm, latency
+
+    torch.set_grad_enabled(False)
+    out = {"machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+    t = time.perf_counter()
+    vlm = load_vision("scene-vlm")
+    out["load_seconds"] = time.perf_counter() - t
+    module = vlm.extra["module"]
+    t = time.perf_counter()
+    out["cpu_eval"] = evaluate_vlm(module, n=a.n, dev="cpu", keeps=(1.0, 0.25), seeds=(0,), batch=50)
+    out["cpu_eval"]["seconds"] = time.perf_counter() - t
+    print(json.dumps(out["cpu_eval"]["accuracy"]), flush=True)
+    out["cpu_latency_ms"] = latency(module, dev="cpu", repeats=10)
+    times = {}
+    for model in ("scene-vit", "scene-vlm"):
+        for method in ("attention-rollout", "attention-flow"):
+            flow_for_image(_scene(0), model=model, method=method)  # warm: model loaded, code paths run once
+            ts = []
+            for i in range(1, 4):
+                t = time.perf_counter()
+                res = flow_for_image(_scene(i), model=model, method=method)
+                ts.append(time.perf_counter() - t)
+            times[f"{model}/{method}"] = {
+                "median_s": float(np.median(ts)),
+                "stages_s": res.provenance.timings,
+            }
+    out["flow_graph_warm"] = times
+    out["gpu_runs"] = [json.loads(p.read_text()) for p in sorted(ASSETS.glob("metrics_run*.json"))]
+    for run in out["gpu_runs"]:
+        for part in ("vit", "vlm"):
+            for h in ("history",):
+                run[part]["train"].pop(h, None)
+    out["n_scenes_cpu"] = a.n
+    out["qtypes"] = list(scenes.QTYPES)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: out[k] for k in ("cpu_latency_ms", "flow_graph_warm")}, indent=1))
+    return out
+
+
+def _scene(i: int) -> np.ndarray:
+    from engine.vision import scenes
+
+    b = scenes.make_batch("val", 500 + i, 1)
+    return (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+if __name__ == "__main__":
+    main()
