@@ -109,7 +109,8 @@ def test_compare_uses_identical_axes():
     a, b = _measurement(1, seed=1), _measurement(2, d_sae=128, seed=2)
     fig = plot_compare(a, b)
     assert fig.layout.xaxis.range == fig.layout.xaxis2.range
-    assert fig.layout.yaxis2.matches == "y" or fig.layout.yaxis2.range in (None, fig.layout.yaxis.range)
+    assert fig.layout.yaxis.type == fig.layout.yaxis2.type == "log"
+    assert fig.layout.yaxis.range == fig.layout.yaxis2.range
     assert len(metrics_rows(a)) == len(metrics_rows(b))
 
 

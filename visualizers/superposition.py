@@ -243,13 +243,8 @@ def plot_compare(a, b, *, width: int = 1060, height: int = 460) -> go.Figure:
         fig.update_xaxes(
             type="log", range=[0, np.log10(xmax * 1.05)], title_text="feature rank", row=1, col=c
         )
-    fig.update_yaxes(
-        type="log",
-        range=[np.log10(ymin), np.log10(ymax * 1.5)],
-        title_text="activation mass p_i",
-        row=1,
-        col=1,
-    )
+    fig.update_yaxes(type="log", range=[np.log10(ymin), np.log10(ymax * 1.5)])  # both panels, same range
+    fig.update_yaxes(title_text="activation mass p_i", row=1, col=1)
     base_layout(
         fig, title="Compare: activation-mass distribution (dashed: F; dotted: N)", width=width, height=height
     )

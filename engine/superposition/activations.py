@@ -237,7 +237,7 @@ def collect_activations(
             if progress is not None:
                 progress(
                     min(1.0, (i + batch_size) / n_windows),
-                    f"capturing activations {i + batch_size}/{n_windows}",
+                    f"capturing activations {min(i + batch_size, n_windows)}/{n_windows}",
                 )
     win = torch.arange(n_windows).repeat_interleave(per_window)
     pos = torch.arange(start, seq_len).repeat(n_windows)
