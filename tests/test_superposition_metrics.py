@@ -55,6 +55,11 @@ def test_non_finite_codes_raise():
         feature_distribution(np.array([[np.nan, 1.0]]))
 
 
+def test_all_zero_codes_raise():
+    with pytest.raises(ValueError, match="no feature is active"):
+        feature_distribution(np.zeros((4, 3)))
+
+
 def test_torch_input_matches_numpy():
     torch = pytest.importorskip("torch")
     z = np.random.default_rng(0).exponential(size=(30, 12))

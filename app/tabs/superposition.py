@@ -363,7 +363,7 @@ def build_tab() -> None:
                 s_site = gr.Radio(list(SITES), value="residual stream", label="Site")
                 s_layers = gr.Textbox("all", label="Layers", info="'all', '0-29' or '0, 5, 10'")
                 s_acts = gr.Slider(256, 10000, value=1024, step=256, label="Activations per layer")
-                s_epochs = gr.Slider(1, 300, value=30, step=1, label="Max epochs per SAE")
+                s_epochs = gr.Slider(1, 300, value=20, step=1, label="Max epochs per SAE")
                 s_sweep = gr.Checkbox(True, label="Sensitivity band (lambda x0.5/x2, dictionary x0.5/x2)")
                 s_run = gr.Button("Scan layers", variant="primary")
             with gr.Column(scale=3):

@@ -44,6 +44,7 @@ __all__ = [
 
 SWEEP = (("l1", 0.5), ("l1", 2.0), ("expansion", 0.5), ("expansion", 2.0))  # one-at-a-time factors
 MAX_SWEEP_RUNS = 400  # layers x (1 + sweep settings): more than this is refused as too large
+MAX_SCAN_ROWS = 200_000  # layers x activations per layer held in memory at once (~460 MB at width 576)
 _MEMO = MemoryCache(maxsize=8)
 
 SAE_PARAMS = [
@@ -178,8 +179,6 @@ def measure_layer(
     """Effective features of one layer of ``model`` (a built-in name, a directory or a hub id)."""
     from engine.models import load_model
 
-    from .sae import DENSE_THRESHOLD  # noqa: F401 - documented in the caption
-
     params = _validated(sae_params)
     cfg = _sae_config(**params)
     sw = Stopwatch()
@@ -289,7 +288,7 @@ class LayerScan(Result):
     params=[
         *SAE_PARAMS[:4],
         Param("max_activations", 1024, low=256, high=20_000, help="activations per layer"),
-        Param("max_epochs", 30, low=1, high=1000, help="epoch cap per SAE (30 keeps a CPU scan in minutes)"),
+        Param("max_epochs", 20, low=1, high=1000, help="epoch cap per SAE (20 keeps a CPU scan in minutes)"),
         *SAE_PARAMS[6:],
         Param("sweep", True, help="also train the sensitivity-sweep SAEs (4 more per layer)"),
     ],
@@ -321,6 +320,11 @@ def scan_layers(
     runs = len(layers) * (1 + (len(SWEEP) if do_sweep else 0))
     if runs > MAX_SWEEP_RUNS:
         raise InputError(f"that scan trains {runs} SAEs; the cap is {MAX_SWEEP_RUNS}: choose fewer layers")
+    if len(layers) * cfg.max_activations > MAX_SCAN_ROWS:
+        raise InputError(
+            f"{len(layers)} layers x {cfg.max_activations:,} activations is over the cap of {MAX_SCAN_ROWS:,} "
+            "rows held at once: choose fewer layers or fewer activations per layer"
+        )
     key = scan_key(model, layers, site, text, seq_len, params, do_sweep, seed)
     if use_disk_cache and text is None:
         hit = disk_get("superposition", key)

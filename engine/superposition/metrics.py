@@ -71,7 +71,9 @@ def feature_distribution(codes) -> np.ndarray:
         raise ValueError("codes contain NaN or infinite values")
     mass = np.abs(z).mean(axis=0)
     total = mass.sum()
-    p = mass / total if total > 0 else np.full_like(mass, 1.0 / mass.size)
+    if not total > 0:
+        raise ValueError("every SAE code is zero on these samples: no feature is active, so F is undefined")
+    p = mass / total
     p = p + EPS
     return p / p.sum()
 
