@@ -74,6 +74,9 @@ def test_vit_heads(vlm, val):
 def test_vocabulary_errors(vlm):
     with pytest.raises(InputError, match="unknown word"):
         vlm.prompt_ids("how many zebras ?")
+    # user phrasing maps onto the generator's template
+    assert vlm.prompt_ids("How many circles?") == vlm.prompt_ids("how many the circle ?")
+    assert S.decode(vlm.prompt_ids("how many objects ?")[1]) == "how many the objects ?"
     with pytest.raises(InputError):
         load_vision("no-such-model")
     with pytest.raises(InputError, match="network"):

@@ -94,7 +94,7 @@ def _grid_importance(res) -> np.ndarray:
     return np.asarray(res.importance[a:b]).reshape(rows, cols)
 
 
-def plot_overlay(res, *, width: int = 460, height: int = 460, opacity: float = 0.55) -> go.Figure:
+def plot_overlay(res, *, width: int = 440, height: int = 420, opacity: float = 0.55) -> go.Figure:
     """The image the model saw with the importance of each patch (cividis) over it."""
     x = res.extra
     img = np.asarray(x["image"])
@@ -107,7 +107,7 @@ def plot_overlay(res, *, width: int = 460, height: int = 460, opacity: float = 0
     fig.add_trace(
         go.Heatmap(
             z=grid, x=(np.arange(cols) + 0.5) * step - 0.5, y=(np.arange(rows) + 0.5) * step - 0.5,
-            colorscale=HEATMAP_SCALE, opacity=opacity, zmin=0.0, zmax=zmax, colorbar={"title": "importance", "len": 0.8},
+            colorscale=HEATMAP_SCALE, opacity=opacity, zmin=0.0, zmax=zmax, colorbar={"title": "share", "len": 0.8, "thickness": 14},
             hovertemplate="row %{y:.0f} col %{x:.0f}<br>importance %{z:.4f}<extra></extra>",
         )
     )  # fmt: skip
@@ -118,7 +118,7 @@ def plot_overlay(res, *, width: int = 460, height: int = 460, opacity: float = 0
     return fig
 
 
-def plot_entropy(res, *, width: int = 560, height: int = 380) -> go.Figure:
+def plot_entropy(res, *, width: int = 460, height: int = 420) -> go.Figure:
     """Attention entropy (bits) per layer: mean over heads and queries, each head, and the output's row."""
     layers = np.arange(1, res.n_layers + 1)
     fig = go.Figure()
@@ -138,7 +138,9 @@ def plot_entropy(res, *, width: int = 560, height: int = 380) -> go.Figure:
     fig.update_xaxes(title="layer", tickmode="array", tickvals=list(layers))
     fig.update_yaxes(title="entropy (bits)", rangemode="tozero")
     base_layout(fig, title="Where attention concentrates", width=width, height=height)
-    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(
+        legend={"orientation": "h", "y": -0.22, "font": {"size": 12}}, margin={"l": 60, "r": 20}
+    )
     return fig
 
 

@@ -69,9 +69,9 @@ def get_image(source: str, scene_index, example: str | None, upload) -> tuple[np
 
 
 def _export(res, data: dict) -> str:
-    from engine.config import cache_dir
+    import tempfile
 
-    d = cache_dir() / "exports" / "flow"
+    d = Path(tempfile.gettempdir()) / "redex-flow"  # gradio serves files from the temp directory
     d.mkdir(parents=True, exist_ok=True)
     p = d / f"flow_{res.provenance.input_fingerprint}.json"
     p.write_text(json.dumps(data))
@@ -158,7 +158,7 @@ def build_tab() -> None:
             top_k = gr.Slider(1, 256, value=16, step=1, label="Attention flow: in-edges kept per node")
             top_edges = gr.Slider(20, 1000, value=300, step=10, label="Edges kept for the graph")
             apply = gr.Button("Apply", variant="primary")
-        with gr.Column(scale=2):
+        with gr.Column(scale=3):
             with gr.Row():
                 overlay = gr.Plot(label="Importance overlay")
                 entropy = gr.Plot(label="Entropy per layer")

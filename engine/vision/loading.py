@@ -132,7 +132,7 @@ class VisionLanguageModel:
         if self.kind == "scene-vlm":
             from engine.vision import scenes
 
-            words = question.replace("?", " ?").lower().split()
+            words = _normalise_scene_question(question)
             unknown = sorted({w for w in words if w not in scenes.TOKEN_ID})
             if unknown:
                 raise InputError(
@@ -186,6 +186,18 @@ class VisionLanguageModel:
         with torch.no_grad():
             out = self.lm(inputs_embeds=x, position_ids=pos, **kwargs)
         return self.decode(out.logits[0, -1].argmax()), out
+
+
+def _normalise_scene_question(question: str) -> list[str]:
+    """Words of a question in the scene template: plural shapes to singular ("circles" -> "circle"), "colour" ->
+    "color", and "how many <shape|objects>" -> "how many the <shape|objects>" as the generator words it."""
+    from engine.vision import scenes
+
+    plural = {s + "s": s for s in scenes.SHAPES} | {"crosses": "cross", "colour": "color", "colours": "color"}
+    words = [plural.get(w, w) for w in question.replace("?", " ?").lower().split()]
+    if words[:2] == ["how", "many"] and len(words) > 2 and words[2] not in scenes.COLORS + ("the",):
+        words.insert(2, "the")
+    return words
 
 
 _CACHE: dict[tuple[str, str], Any] = {}
