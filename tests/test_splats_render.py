@@ -24,14 +24,23 @@ def tiny(n=40, degree=2, seed=0):
 def test_torch_renderer_matches_per_pixel_reference(seed):
     s = tiny(seed=seed)
     cam = orbit_cameras(s.means, 3, width=37, height=29, distance=2.0)[seed]  # 3 x 2 tiles, ragged edges
-    out = render(s, cam, backend="cpu", accumulate=True, background=None)
-    ref_img, ref_T, ref_w = _reference_render(to_tensors(s), cam, s.sh_degree)
+    out = render(s, cam, backend="cpu", accumulate=True, background=None, tile_size=8)
+    ref_img, ref_T, ref_w = _reference_render(to_tensors(s), cam, s.sh_degree)  # gsplat's 16 x 16 tiles
     # float32 against float64 over <= 40 blended Gaussians: 1e-5 covers the rounding; a wrong rule (box,
     # order, stop) shifts pixels by >= 1/255.
     torch.testing.assert_close(out.image.double(), ref_img, atol=1e-5, rtol=0)
     torch.testing.assert_close(1 - out.alpha.double(), ref_T, atol=1e-5, rtol=0)
     torch.testing.assert_close(out.weight_sum.double(), ref_w, atol=1e-4, rtol=1e-5)
     assert out.image.abs().sum() > 1.0  # the view is not empty
+
+
+def test_tile_size_does_not_change_the_image():
+    s = tiny(n=80, seed=3)
+    cam = orbit_cameras(s.means, 2, width=45, height=33, distance=1.6)[1]
+    a = render(s, cam, tile_size=16, accumulate=True)
+    b = render(s, cam, tile_size=8, accumulate=True)
+    torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+    torch.testing.assert_close(a.hit_count, b.hit_count)
 
 
 def test_saturated_pixels_stop_exactly():

@@ -87,9 +87,13 @@ def plot_gaussians(
                                            "colorbar": {"title": "log10 score"}}, name="score"))  # fmt: skip
     else:
         mask = np.ones(n, bool) if keep_mask is None else keep_mask
-        for label, sel, colour in (("kept", mask[idx], "#9a9a9a"), ("pruned", ~mask[idx], OKABE_ITO[5])):
-            fig.add_trace(go.Scatter3d(x=p[sel, 0], y=p[sel, 1], z=p[sel, 2], mode="markers", name=label,
-                                       marker={"size": 2.5 if label == "pruned" else 1.8, "color": colour}))  # fmt: skip
+        for label, sel, colour, op in (
+            ("pruned", ~mask[idx], OKABE_ITO[5], 0.35),
+            ("kept", mask[idx], OKABE_ITO[4], 0.9),
+        ):
+            fig.add_trace(go.Scatter3d(x=p[sel, 0], y=p[sel, 1], z=p[sel, 2], mode="markers",
+                                       name=f"{label} ({int(sel.sum()):,} drawn)",
+                                       marker={"size": 2.2, "color": colour, "opacity": op}))  # fmt: skip
     base_layout(
         fig,
         title=title or f"{len(idx):,} of {n:,} Gaussian centres (sample, background left out)",
@@ -110,7 +114,9 @@ def plot_pareto(rows: list[dict[str, Any]], *, x: str = "keep", title: str = "")
         fig.add_trace(go.Scatter(x=xs, y=[r["psnr"] for r in pts], mode="lines+markers", name=m,
                                  line={"color": _METHOD_COLOURS.get(m, OKABE_ITO[6]), "width": 2.5},
                                  marker={"size": 8}))  # fmt: skip
-    base_layout(fig, title=title or "Quality vs size: every method on the same scene", height=440)
+    base_layout(fig, title=title or "Quality vs size: every method on the same scene", width=600, height=480)
+    fig.update_layout(legend={"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 12}},
+                      margin={"b": 110})  # fmt: skip
     fig.update_layout(xaxis_title="kept fraction" if x == "keep" else "size (MB)", yaxis_title="PSNR (dB)")
     if x == "keep":
         fig.update_xaxes(tickformat=".0%")
@@ -151,11 +157,12 @@ def caption(rep) -> str:
     )
 
 
-def labelled(img: np.ndarray, text: str) -> Image.Image:
-    """The image with a small label in its top-left corner (which scene / backend it shows)."""
+def labelled(img: np.ndarray, text: str, *, right: bool = False) -> Image.Image:
+    """The image with a small label in its top-left (or top-right) corner: which scene / backend it shows."""
     im = Image.fromarray(img).convert("RGB")
     d = ImageDraw.Draw(im)
-    x0, y0, x1, y1 = d.textbbox((4, 3), text)
-    d.rectangle([0, 0, x1 + 4, y1 + 3], fill=(0, 0, 0))
-    d.text((4, 3), text, fill=(255, 255, 255))
+    x0, y0, x1, y1 = d.textbbox((0, 0), text)
+    x = im.width - (x1 - x0) - 8 if right else 0
+    d.rectangle([x, 0, x + (x1 - x0) + 8, (y1 - y0) + 8], fill=(0, 0, 0))
+    d.text((x + 4, 3), text, fill=(255, 255, 255))
     return im

@@ -119,9 +119,8 @@ def apply_pruning(scene_choice, upload, method, keep, omg_target, tau, storage, 
     progress(0.1, desc="importance, pruning and rendering")
     rep = _reports.get_or_compute(key, run)
     res = rep.result
-    tag = f"{rep.backend}"
-    slider = (labelled(rep.before, f"before: {rep.count_before:,} ({tag})"),
-              labelled(rep.after, f"after: {rep.count_after:,} ({tag})"))  # fmt: skip
+    slider = (labelled(rep.before, f"before: {rep.count_before:,}"),
+              labelled(rep.after, f"after: {rep.count_after:,}", right=True))  # fmt: skip
     hist = plot_score_histogram(res.scores, res.keep_mask, res.threshold, method=method)
     scores = res.scores if res.scores is not None else None
     cloud = plot_gaussians(bundle.scene.means, keep_mask=res.keep_mask, scores=scores,
@@ -130,10 +129,11 @@ def apply_pruning(scene_choice, upload, method, keep, omg_target, tau, storage, 
     _OUT.mkdir(parents=True, exist_ok=True)
     stem = f"pruned_{method}_{rep.count_after}_{bundle.key[:8]}"
     ply_path = write_ply(rep.pruned, _OUT / f"{stem}.ply")
+    view_path = write_ply(viewer_scene(rep.pruned), _OUT / f"{stem}_viewer.ply")
     json_path = _OUT / f"{stem}.json"
     json_path.write_text(json.dumps(to_jsonable(rep), indent=1))
     gt = None if rep.gt is None else rep.gt
-    return (slider, caption(rep), metrics_rows(rep), hist, cloud, str(ply_path), [str(ply_path), str(json_path)],
+    return (slider, caption(rep), metrics_rows(rep), hist, cloud, str(view_path), [str(ply_path), str(json_path)],
             gt)  # fmt: skip
 
 
@@ -180,15 +180,34 @@ def pareto(scene_choice, upload, storage, progress=gr.Progress()):
 
 
 def shipped_pareto():
-    """The GPU run's Pareto table for the demo scene (12 held-out views, 256 px), if the asset is there."""
+    """The GPU run's Pareto figure and table for the demo scene (12 held-out views, 256 px), if shipped."""
     from engine.splats.evaluate import DEMO_DIR
     from visualizers.splats import plot_pareto
 
     p = DEMO_DIR / "pareto_gpu.json"
     if not p.exists():
-        return None
+        return None, []
     rows = json.loads(p.read_text())
-    return plot_pareto(rows, title="Demo scene, all 12 held-out views at 256 px, no fine-tune (GPU run)")
+    fig = plot_pareto(rows, title="Demo scene, 12 held-out views at 256 px, no fine-tune (GPU run)")
+    table = [[r["method"], f"{r['keep']:.2f}", r["count"], r["bytes"], round(r["psnr"], 2), round(r["ssim"], 4)]
+             for r in sorted(rows, key=lambda r: (r["method"], r["keep"]))]  # fmt: skip
+    return fig, table
+
+
+def viewer_scene(scene):
+    """The copy shown in the Model3D viewer: foreground only (background and floaters farther than 2.5 x the
+    median distance from the median left out), DC colour only, and turned from z-up into the y-down convention
+    splat viewers expect (a +90 degree turn about x). The download keeps the full pruned scene unchanged."""
+    from engine.splats.ply import GaussianScene
+
+    centre = np.median(scene.means, axis=0)
+    d = np.linalg.norm(scene.means - centre, axis=1)
+    s = scene.subset(d <= 2.5 * np.median(d)).with_sh_degree(0)
+    R = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
+    c, h = np.float32(np.sqrt(0.5)), np.float32(np.sqrt(0.5))
+    w, x, y, z = s.quats.T
+    quats = np.stack([c * w - h * x, c * x + h * w, c * y - h * z, c * z + h * y], axis=1)  # (c, h, 0, 0) * q
+    return GaussianScene((s.means - centre) @ R.T, quats, s.log_scales, s.opacity_logits, s.sh)
 
 
 def update_views(scene_choice):
@@ -246,10 +265,12 @@ def build_tab() -> None:
     gr.Markdown("### All methods on the same scene")
     with gr.Row():
         pareto_btn = gr.Button("Compute Pareto (CPU: about a minute)")
+    fig0, table0 = shipped_pareto()
     with gr.Row():
-        pareto_plot = gr.Plot(value=shipped_pareto(), label="Quality vs kept fraction")
+        pareto_plot = gr.Plot(value=fig0, label="Quality vs kept fraction")
         with gr.Column():
-            pareto_table = gr.Dataframe(headers=PARETO_HEADERS, label="Pareto table", interactive=False)
+            pareto_table = gr.Dataframe(value=table0 or None, headers=PARETO_HEADERS, label="Pareto table",
+                                        interactive=False, max_height=420)  # fmt: skip
             pareto_csv = gr.File(label="Pareto table (CSV)")
 
     scene_choice.change(update_views, [scene_choice], [view])

@@ -9,8 +9,10 @@ rounding:
    extend = min(3.33, sqrt(2 ln(255 opacity))); Gaussians with opacity < 1/255, behind the near plane or off
    screen are culled.
 2. colour from spherical harmonics in the direction camera -> Gaussian, + 0.5, clamped at 0 (as gsplat).
-3. tile binning: each Gaussian goes to every 16 x 16 tile its box touches (floor/ceil of (mean +- radius)/16),
-   pairs sorted by (tile, depth).
+3. tile binning: each Gaussian goes to every tile its box touches (floor/ceil of (mean +- radius)/tile),
+   pairs sorted by (tile, depth). gsplat uses 16 x 16 tiles, and so does the torch renderer by default; the
+   image does not depend on the tile size (tested): outside its box a Gaussian's alpha is below 1/255 (the box half-width is ceil(extend * sigma_x) and the quadratic form is at least
+   dx^2 / Sigma_xx, so alpha <= opacity * exp(-extend^2 / 2) <= 1/255), so it is skipped in either tiling.
 4. alpha compositing front to back per pixel (centre at +0.5): alpha = min(0.999, o exp(-sigma)), skipped
    when alpha < 1/255, and the pixel stops (exclusively) at the first Gaussian that would take the
    transmittance to <= 1e-4. The torch version evaluates K Gaussians of a tile at a time and turns the
@@ -335,6 +337,7 @@ def render(
     sh_degree : SH degree to evaluate (default: all the scene has)
     accumulate : also return per-Gaussian blending-weight sums and hit counts (torch backend; with gsplat the
         weight sum only, through one extra backward pass)
+    tile_size : tile edge of the torch renderer (the image does not depend on it; see the module doc)
     """
     if backend not in ("auto", "gsplat", "torch", "cpu"):
         raise ValueError(f"unknown backend {backend!r}")
