@@ -43,6 +43,13 @@ def main(argv=None) -> dict:
     out["cpu_eval"] = evaluate_vlm(module, n=a.n, dev="cpu", keeps=(1.0, 0.25), seeds=(0,), batch=50)
     out["cpu_eval"]["seconds"] = time.perf_counter() - t
     print(json.dumps(out["cpu_eval"]["accuracy"]), flush=True)
+    t = time.perf_counter()
+    kp = evaluate_vlm(module, n=a.n, dev="cpu", keeps=(1.0, 0.25), seeds=(0,), batch=50, keep_positions=True)
+    out["cpu_eval_keep_positions"] = {
+        "random_pruning": kp["random_pruning"],
+        "seconds": time.perf_counter() - t,
+    }
+    print(json.dumps(kp["random_pruning"]), flush=True)
     out["cpu_latency_ms"] = latency(module, dev="cpu", repeats=10)
     times = {}
     for model in ("scene-vit", "scene-vlm"):

@@ -61,6 +61,12 @@ def test_keep_all_equals_full_and_pruning_changes_input(vlm, val):
     pre, post = vlm.prompt_ids(q)
     x, pos, span = vlm.build(vlm.image_embeds(pix[:1]), pre, post, keep=torch.arange(49)[None])
     assert x.shape[1] == 1 + 49 + S.QLEN and span == (1, 50)
+    keep = torch.tensor([[150, 3, 77]])
+    x, pos, _ = vlm.build(vlm.image_embeds(pix[:1]), pre, post, keep=keep, keep_positions=True)
+    assert pos[0].tolist() == [0, 4, 78, 151] + list(range(197, 197 + S.QLEN))
+    module = vlm.extra["module"]  # the SceneVLM module gives the same positions
+    _, pos2 = module.sequence(vlm.image_embeds(pix[:1]), torch.tensor([post]), keep, keep_positions=True)
+    assert torch.equal(pos, pos2)
 
 
 def test_vit_heads(vlm, val):

@@ -152,15 +152,19 @@ class VisionLanguageModel:
         post = self.tokenizer(after, add_special_tokens=False)["input_ids"]
         return list(pre), list(post)
 
-    def build(self, img_embeds, prefix: list[int], suffix: list[int], keep=None):
+    def build(
+        self, img_embeds, prefix: list[int], suffix: list[int], keep=None, keep_positions: bool = False
+    ):
         """``inputs_embeds`` [B, T, d], ``position_ids`` [B, T] and the image span (start, stop) in the sequence.
 
-        ``keep`` [B, n] patch indices: only those image tokens, in raster order, with compacted positions.
+        ``keep`` [B, n] patch indices: only those image tokens, in raster order, with compacted positions, or
+        with the positions they had in the full sequence when ``keep_positions``.
         """
         import torch
 
         emb = self.lm.get_input_embeddings()
         B, dev = img_embeds.shape[0], img_embeds.device
+        N = img_embeds.shape[1]
         if keep is not None:
             keep = torch.as_tensor(keep, device=dev).reshape(B, -1).sort(1).values
             img_embeds = torch.gather(img_embeds, 1, keep[..., None].expand(-1, -1, img_embeds.shape[-1]))
@@ -168,6 +172,10 @@ class VisionLanguageModel:
         post = emb(torch.tensor(suffix, device=dev)[None].expand(B, -1))
         x = torch.cat([pre, img_embeds.to(pre.dtype), post], 1)
         pos = torch.arange(x.shape[1], device=dev)[None].expand(B, -1)
+        if keep is not None and keep_positions:
+            p0 = torch.arange(len(prefix), device=dev)[None].expand(B, -1)
+            p2 = torch.arange(len(prefix) + N, len(prefix) + N + len(suffix), device=dev)[None].expand(B, -1)
+            pos = torch.cat([p0, keep + len(prefix), p2], 1)
         return x, pos, (len(prefix), len(prefix) + img_embeds.shape[1])
 
     def decode(self, token_id: int) -> str:
@@ -177,12 +185,12 @@ class VisionLanguageModel:
             return scenes.VOCAB[int(token_id)]
         return self.tokenizer.decode([int(token_id)]).strip()
 
-    def answer(self, pixel_values, question: str, *, keep=None, **kwargs):
+    def answer(self, pixel_values, question: str, *, keep=None, keep_positions: bool = False, **kwargs):
         """(answer text, LM output) for one image and question; ``kwargs`` pass to the LM."""
         import torch
 
         pre, post = self.prompt_ids(question)
-        x, pos, _ = self.build(self.image_embeds(pixel_values), pre, post, keep)
+        x, pos, _ = self.build(self.image_embeds(pixel_values), pre, post, keep, keep_positions)
         with torch.no_grad():
             out = self.lm(inputs_embeds=x, position_ids=pos, **kwargs)
         return self.decode(out.logits[0, -1].argmax()), out

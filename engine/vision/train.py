@@ -134,8 +134,9 @@ def evaluate_vit(vit: SceneViT, *, n: int, dev: str, batch: int = 256) -> dict:
 
 @torch.no_grad()
 def evaluate_vlm(vlm: SceneVLM, *, n: int, dev: str, keeps=(1.0, 0.5, 0.25, 0.11), seeds=(0, 1, 2),
-                 batch: int = 128) -> dict:  # fmt: skip
-    """Answer accuracy per question type with all image tokens and with random pruning before the LM."""
+                 batch: int = 128, keep_positions: bool = False) -> dict:  # fmt: skip
+    """Answer accuracy per question type with all image tokens and with random pruning before the LM
+    (kept tokens in raster order; compacted positions, or their original ones with ``keep_positions``)."""
     vlm.eval()
     N = vlm.n_image_tokens
     Q = len(scenes.QTYPES)
@@ -161,7 +162,8 @@ def evaluate_vlm(vlm: SceneVLM, *, n: int, dev: str, keeps=(1.0, 0.5, 0.25, 0.11
                     hit = ((cov > 0) & mask[:, None]).any(2)
                     touched.setdefault(key, []).append(((hit & seen).sum() / seen.sum()).item())
                     kk = idx.repeat_interleave(Q, 0)
-                p = vlm(None, q, img_embeds=emb, keep=kk, logits_to_keep=1).logits[:, -1].argmax(-1)
+                p = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=keep_positions, logits_to_keep=1)
+                p = p.logits[:, -1].argmax(-1)
                 preds.setdefault(key, []).append(p.cpu().numpy())
     ans, qt = np.concatenate(answers), np.concatenate(qtypes)
 
@@ -173,7 +175,8 @@ def evaluate_vlm(vlm: SceneVLM, *, n: int, dev: str, keeps=(1.0, 0.5, 0.25, 0.11
         out["overall"] = float((pred == ans).mean())  # not "all": that is a question type
         return out
 
-    res = {"n_scenes": n, "n_questions": int(len(ans)), "counts": {}, "majority": {}}
+    res = {"n_scenes": n, "n_questions": int(len(ans)), "keep_positions": keep_positions, "counts": {},
+           "majority": {}}  # fmt: skip
     for t, name in enumerate(scenes.QTYPES):
         m = qt == t
         c = Counter(ans[m].tolist())

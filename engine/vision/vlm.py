@@ -103,22 +103,33 @@ class SceneVLM(nn.Module):
         return self.projector(self.image_features(pixels))
 
     def sequence(
-        self, img_embeds: torch.Tensor, questions: torch.Tensor, keep: torch.Tensor | None = None
+        self,
+        img_embeds: torch.Tensor,
+        questions: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        keep_positions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs_embeds`` [B, 1 + n + QLEN, d] and ``position_ids`` [B, 1 + n + QLEN].
 
-        ``keep`` [B, n] (patch indices, any order) feeds only those image tokens, in raster order, with the
-        sequence compacted (positions 0..len-1), as token-pruning methods that act before the LM do.
+        ``keep`` [B, n] (patch indices, any order) feeds only those image tokens, in raster order. By default the
+        sequence is compacted (positions 0..len-1), as token-pruning methods that act before the LM do;
+        ``keep_positions=True`` gives every kept token the position it had in the full sequence instead.
         """
         emb = self.lm.get_input_embeddings()
-        B = img_embeds.shape[0]
+        B, N = img_embeds.shape[:2]
+        dev = img_embeds.device
         if keep is not None:
             keep = keep.sort(1).values
             img_embeds = torch.gather(img_embeds, 1, keep[..., None].expand(-1, -1, img_embeds.shape[-1]))
-        bos = emb(torch.full((B, 1), scenes.TOKEN_ID["<bos>"], device=img_embeds.device))
+        bos = emb(torch.full((B, 1), scenes.TOKEN_ID["<bos>"], device=dev))
         q = emb(questions)
         x = torch.cat([bos, img_embeds.to(q.dtype), q], 1)
-        pos = torch.arange(x.shape[1], device=x.device)[None].expand(B, -1)
+        if keep is not None and keep_positions:
+            zero = torch.zeros(B, 1, dtype=torch.long, device=dev)
+            after = torch.arange(1 + N, 1 + N + questions.shape[1], device=dev)[None].expand(B, -1)
+            pos = torch.cat([zero, keep.to(dev) + 1, after], 1)
+        else:
+            pos = torch.arange(x.shape[1], device=dev)[None].expand(B, -1)
         return x, pos
 
     def forward(
@@ -128,12 +139,13 @@ class SceneVLM(nn.Module):
         *,
         img_embeds: torch.Tensor | None = None,
         keep: torch.Tensor | None = None,
+        keep_positions: bool = False,
         **kwargs,
     ):
         """The LM output (``logits`` [B, T, V]; ``kwargs`` such as ``output_attentions`` pass through)."""
         if img_embeds is None:
             img_embeds = self.image_embeds(pixels)
-        x, pos = self.sequence(img_embeds, questions, keep)
+        x, pos = self.sequence(img_embeds, questions, keep, keep_positions)
         return self.lm(inputs_embeds=x, position_ids=pos, **kwargs)
 
     @torch.no_grad()
