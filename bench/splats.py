@@ -226,13 +226,18 @@ def run_gpu(out: Path, tiny: bool) -> dict:
     return res
 
 
-def run_cpu(out_json: Path, *, sizes=(10_000, 100_000, 1_000_000)) -> dict:
+def run_cpu(out_json: Path, *, sizes=(10_000, 100_000, 1_000_000), render_only: bool = False) -> dict:
+    import os
+
     from engine.splats.cameras import load_cameras, orbit_cameras
     from engine.splats.importance import compute_importance
     from engine.splats.ply import read_ply
     from engine.splats.render import render
 
     res: dict = {"host": platform.node(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if render_only and out_json.exists():
+        res = {**json.loads(out_json.read_text()), **res}
+    res["load_average_before"] = os.getloadavg()
     res["cpu_render_256"] = []
     for n in sizes:
         sc = random_scene(n)
@@ -241,8 +246,9 @@ def run_cpu(out_json: Path, *, sizes=(10_000, 100_000, 1_000_000)) -> dict:
         times = [render(sc, cam).ms for _ in range(2)]
         res["cpu_render_256"].append({"gaussians": n, "ms": min(times)})
         print(res["cpu_render_256"][-1], flush=True)
+    res["load_average_after"] = os.getloadavg()
     demo = ROOT / "assets" / "splats" / "scene.ply"
-    if demo.exists():
+    if demo.exists() and not render_only:
         from PIL import Image
 
         scene = read_ply(demo)
@@ -269,6 +275,9 @@ def main(argv=None) -> None:
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument(
+        "--render-only", action="store_true", help="CPU: only re-time the renderer (keeps the rest)"
+    )
     a = p.parse_args(argv)
     if a.gpu or a.tiny:
         try:
@@ -277,7 +286,8 @@ def main(argv=None) -> None:
             traceback.print_exc()
             raise
     else:
-        run_cpu(Path(a.out) / "splats.json", sizes=tuple(int(s) for s in a.sizes.split(",")))
+        sizes = tuple(int(s) for s in a.sizes.split(","))
+        run_cpu(Path(a.out) / "splats.json", sizes=sizes, render_only=a.render_only)
 
 
 if __name__ == "__main__":
