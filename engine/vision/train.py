@@ -79,7 +79,9 @@ def train_vit(vit: SceneViT, *, seconds: float, batch: int, dev: str, lr: float,
     return {"steps": step, "seconds": time.perf_counter() - t0, "scenes": step * batch, "history": hist}
 
 
-def train_vlm(vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log) -> dict:
+def train_vlm(
+    vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log, relation_weight: float = 1.0
+) -> dict:
     vlm.vit.requires_grad_(False).eval()
     params = list(vlm.projector.parameters()) + list(vlm.lm.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -98,7 +100,11 @@ def train_vlm(vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float,
                 feats = vlm.image_features(b.images)
             emb = vlm.projector(feats).repeat_interleave(Q, 0)
             logits = vlm(None, q, img_embeds=emb, logits_to_keep=1).logits[:, -1]
-        loss = F.cross_entropy(logits.float(), a)
+        w = torch.ones(len(a), device=dev)
+        w[torch.as_tensor(b.qtypes, device=dev).flatten() == scenes.QTYPES.index("relation")] = (
+            relation_weight
+        )
+        loss = (F.cross_entropy(logits.float(), a, reduction="none") * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--vlm-lr", type=float, default=1e-3)
     ap.add_argument("--val-n", type=int, default=2000, help="validation scenes")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--relation-weight", type=float, default=1.0, help="loss weight of relation questions")
     ap.add_argument("--init-from", default="", help="folder with vit/vlm safetensors to continue from")
     a = ap.parse_args(argv)
     if a.quick:  # tiny models and budgets: exercises every step of the script in seconds
@@ -298,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"continued from {src}")
     t_all = time.perf_counter()
     vit_log = train_vit(vit, seconds=a.vit_seconds, batch=a.vit_batch, dev=dev, lr=a.vit_lr, log=log)
-    vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log)
+    vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log,
+                        relation_weight=a.relation_weight)  # fmt: skip
     train_s = time.perf_counter() - t_all
     vlm.eval()
     _round_fp16(vlm)
