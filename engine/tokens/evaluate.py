@@ -1,0 +1,263 @@
+"""Accuracy of the scene VLM against kept fraction, per method, with random controls at the same place.
+
+For every method and kept fraction: answer accuracy on the first ``n`` validation scenes (six questions each),
+the share of objects that keep at least one patch (the generator knows each object's patches), FLOPs of one
+prefill (from the token count each layer saw), and for methods that prune inside the encoder the scene ViT's
+own count accuracy with the same pruning. Controls: the same place, the same counts, random choice, over
+several seeds (mean and standard deviation). Methods that act before the LM share one control (random before
+the LM); FlowCut, PyramidDrop and FastV each get their own.
+
+The shipped table is ``assets/tokens/pareto.json`` (:func:`load_table`); ``python -m engine.tokens.evaluate``
+recomputes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.registry import InputError, get
+from engine.tokens import core
+
+__all__ = ["CONFIGS", "TABLE_PATH", "evaluate", "accuracy_at", "load_table", "run_method", "CONTROL_OF"]
+
+TABLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "tokens" / "pareto.json"
+KEEPS = (0.5, 0.25, 0.11)
+SEEDS = (0, 1, 2)
+# (label, method, params): what the table shows; the label names the layer a score is read from
+CONFIGS = (
+    ("cls-attention L6", "cls-attention", {"layer": -1}),
+    ("cls-attention L3", "cls-attention", {"layer": 3}),
+    ("turbo", "turbo", {}),
+    ("llavolta", "llavolta", {}),
+    ("flowcut", "flowcut", {}),
+    ("pyramiddrop", "pyramiddrop", {}),
+    ("fastv", "fastv", {}),
+)
+# method -> the label of its random control (same place)
+CONTROL_OF = {"cls-attention": "random", "turbo": "random", "llavolta": "random", "random-keep": "random",
+              "flowcut": "random-in-vit (flowcut schedule)", "pyramiddrop": "random-at-pdrop-stages",
+              "fastv": "random-at-fastv-layer"}  # fmt: skip
+
+
+def run_method(vlm, pixels, questions, name: str, keep: float, params: dict | None = None, *, control=False,
+               seed: int = 0, salt: int = 0, vit_heads: bool = False) -> list[core.RunOut]:  # fmt: skip
+    """Run one registered method (or its control) on a batch; per-image methods run image by image."""
+    m = get(name)
+    if m.family != "tokens":
+        raise InputError(f"{name!r} is not a token-pruning method")
+    p = m.validate(dict(params or {}, keep=keep))
+    pol = m(vlm, control=control, seed=seed, salt=salt, **p)
+    if not pol.info.get("per_image"):
+        return [core.run_vlm(vlm, pixels, questions, pol, vit_heads=vit_heads)]
+    outs = []
+    for i in range(len(pixels)):
+        pol = m(vlm, control=control, seed=seed, salt=salt * 1000 + i, **p)
+        outs.append(core.run_vlm(vlm, pixels[i : i + 1], questions[i : i + 1], pol, vit_heads=vit_heads))
+    return outs
+
+
+def _objects_kept(cov: np.ndarray, kept: np.ndarray, Q: int) -> float:
+    """Share of (visible) objects with a kept patch; ``cov`` [B, K, N], ``kept`` [B*Q, k] patch indices."""
+    B, K, N = cov.shape
+    mask = np.zeros((len(kept), N), bool)
+    np.put_along_axis(mask, kept, True, 1)
+    c = np.repeat(cov > 0, Q, 0)  # [BQ, K, N]
+    seen = c.any(2)
+    hit = (c & mask[:, None]).any(2) & seen
+    return float(hit.sum() / max(seen.sum(), 1))
+
+
+def evaluate(
+    vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, batch: int = 16, log=print
+) -> dict:
+    """The Pareto table (see the module docstring) on validation scenes 0..n-1."""
+    from engine.vision import scenes
+
+    N = vlm.encoder.n_patches
+    runs: dict[tuple, dict] = {}
+
+    def add(key, outs, ans, cov, Q, vit_true=None):
+        pred = np.concatenate([o.logits.argmax(-1).numpy() for o in outs])
+        kept = [o.kept for o in outs]
+        rec = runs.setdefault(key, {"correct": 0, "total": 0, "obj": [], "flops": [], "vit": [], "k": []})
+        rec["correct"] += int((pred == ans).sum())
+        rec["total"] += len(ans)
+        if key[0] != "full" and not (key[0] == "llavolta" and not key[2]):
+            rows = np.concatenate(kept)
+            rec["obj"].append((_objects_kept(cov, rows, Q), len(cov)))
+        else:
+            rec["obj"].append((1.0, len(cov)))
+        rec["flops"] += [core.run_cost(vlm, o)["flops"] for o in outs]
+        rec["k"].append(int(outs[0].lm_lengths[-1] - 1 - scenes.QLEN))
+        if vit_true is not None and outs[0].vit_logits is not None:
+            cnt = torch.cat([o.vit_logits["count"] for o in outs]).argmax(-1).numpy()
+            rec["vit"].append(((cnt == vit_true).sum(), len(vit_true)))
+
+    t0 = time.perf_counter()
+    for s in range(0, n, batch):
+        b = scenes.make_batch("val", s, min(batch, n - s))
+        px = vlm.encoder.to_pixels(b.images)
+        ans = b.answers.reshape(-1)
+        cov = b.coverage.numpy()
+        Q = b.questions.shape[1]
+        vt = b.present.sum(1)
+        add(
+            ("full", 1.0, False, 0),
+            [core.run_vlm(vlm, px, b.questions, None, vit_heads=True)],
+            ans,
+            cov,
+            Q,
+            vt,
+        )
+        for keep in keeps:
+            for seed in seeds:
+                add(("random", keep, True, seed), run_method(vlm, px, b.questions, "random-keep", keep, seed=seed, salt=s),
+                    ans, cov, Q)  # fmt: skip
+                for m in ("flowcut", "pyramiddrop", "fastv"):
+                    outs = run_method(vlm, px, b.questions, m, keep, control=True, seed=seed, salt=s,
+                                      vit_heads=m == "flowcut")  # fmt: skip
+                    add((m, keep, True, seed), outs, ans, cov, Q, vt if m == "flowcut" else None)
+            for label, m, params in configs:
+                outs = run_method(vlm, px, b.questions, m, keep, params, vit_heads=m == "flowcut")
+                add((label, keep, False, 0), outs, ans, cov, Q, vt if m == "flowcut" else None)
+        log(f"scenes {s + len(b)}/{n}  {time.perf_counter() - t0:.0f} s")
+
+    def stats(key):
+        r = runs[key]
+        obj = sum(v * w for v, w in r["obj"]) / sum(w for _, w in r["obj"])
+        vit = sum(c for c, _ in r["vit"]) / sum(t for _, t in r["vit"]) if r["vit"] else None
+        return {"accuracy": r["correct"] / r["total"], "objects_kept": obj, "flops": float(np.mean(r["flops"])),
+                "vit_count_accuracy": vit, "tokens": int(np.median(r["k"]))}  # fmt: skip
+
+    full = stats(("full", 1.0, False, 0))
+    controls = {"random": "random", "flowcut": "flowcut", "pyramiddrop": "pyramiddrop", "fastv": "fastv"}
+    table = []
+    for keep in keeps:
+        ctl = {}
+        for c, m in controls.items():
+            st = [stats((m, keep, True, sd)) for sd in seeds]
+            ctl[c] = {
+                "accuracy_mean": float(np.mean([x["accuracy"] for x in st])),
+                "accuracy_std": float(np.std([x["accuracy"] for x in st])),
+                "objects_kept_mean": float(np.mean([x["objects_kept"] for x in st])),
+                "flops": st[0]["flops"],
+                "vit_count_accuracy": st[0]["vit_count_accuracy"] if c == "flowcut" else None,
+            }
+        table.append({"method": "random", "place": "pre-lm", "keep": keep, **_row(stats(("random", keep, True, 0))),
+                      "accuracy": ctl["random"]["accuracy_mean"], "accuracy_std": ctl["random"]["accuracy_std"],
+                      "objects_kept": ctl["random"]["objects_kept_mean"], "control": "random",
+                      "control_accuracy_mean": ctl["random"]["accuracy_mean"],
+                      "control_accuracy_std": ctl["random"]["accuracy_std"],
+                      "control_objects_kept": ctl["random"]["objects_kept_mean"]})  # fmt: skip
+        for label, m, _ in configs:
+            st = stats((label, keep, False, 0))
+            c = {"flowcut": "flowcut", "pyramiddrop": "pyramiddrop", "fastv": "fastv"}.get(m, "random")
+            table.append({"method": label, "registered": m, "place": _place(m), "keep": keep, **_row(st),
+                          "control": CONTROL_OF[m], "control_accuracy_mean": ctl[c]["accuracy_mean"],
+                          "control_accuracy_std": ctl[c]["accuracy_std"],
+                          "control_objects_kept": ctl[c]["objects_kept_mean"],
+                          "control_vit_count_accuracy": ctl[c]["vit_count_accuracy"]})  # fmt: skip
+    return {
+        "model": vlm.name, "split": "val", "n_scenes": n, "n_questions": runs[("full", 1.0, False, 0)]["total"],
+        "seeds": list(seeds), "keeps": list(keeps), "full": {"keep": 1.0, **_row(full)}, "rows": table,
+        "seconds": time.perf_counter() - t0, "backend": "cpu" if not torch.cuda.is_available() else "cuda",
+    }  # fmt: skip
+
+
+def _row(st: dict) -> dict:
+    return {"accuracy": st["accuracy"], "objects_kept": st["objects_kept"], "flops": st["flops"],
+            "tokens": st["tokens"], "vit_count_accuracy": st["vit_count_accuracy"]}  # fmt: skip
+
+
+def _place(m: str) -> str:
+    from engine.tokens.methods import METHODS_AT
+
+    return METHODS_AT[m]
+
+
+def accuracy_at(
+    vlm, name: str, keep: float, params: dict | None = None, *, n: int = 16, batch: int = 16
+) -> dict:
+    """Accuracy with ``name`` at ``keep`` and with all tokens on validation scenes 0..n-1 (the CLI's --eval)."""
+    from engine.vision import scenes
+
+    if not 1 <= n <= 2000:
+        raise InputError(f"--n must be in 1..2000 scenes, got {n}")
+    c = f = t = 0
+    obj = []
+    for s in range(0, n, batch):
+        b = scenes.make_batch("val", s, min(batch, n - s))
+        px = vlm.encoder.to_pixels(b.images)
+        ans = b.answers.reshape(-1)
+        full = core.run_vlm(vlm, px, b.questions).logits.argmax(-1).numpy()
+        outs = run_method(vlm, px, b.questions, name, keep, params, salt=s)
+        pred = np.concatenate([o.logits.argmax(-1).numpy() for o in outs])
+        c += int((pred == ans).sum())
+        f += int((full == ans).sum())
+        t += len(ans)
+        if name != "llavolta":
+            obj.append(_objects_kept(b.coverage.numpy(), np.concatenate([o.kept for o in outs]), 6))
+    return {"method": name, "keep": keep, "n_scenes": n, "n_questions": t, "accuracy": c / t,
+            "accuracy_full": f / t, "objects_kept": float(np.mean(obj)) if obj else 1.0}  # fmt: skip
+
+
+def load_table(path: Path | None = None) -> dict | None:
+    p = Path(path or TABLE_PATH)
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def latency_table(vlm, keeps=(1.0, 0.5, 0.25, 0.11), repeats: int = 7) -> dict:
+    """Median batch-1 prefill latency (ms) of each method at each kept fraction, on validation scene 0."""
+    from engine.vision import scenes
+
+    b = scenes.make_batch("val", 0, 1)
+    px = vlm.encoder.to_pixels(b.images)
+    q = b.questions[:, :1]
+    out = {}
+    names = [("full", None, {})] + [(lab, m, p) for lab, m, p in CONFIGS] + [("random", "random-keep", {})]
+    for label, m, params in names:
+        for keep in keeps if m else (1.0,):
+            if m and keep >= 1:
+                continue
+            ts = []
+            for _ in range(repeats + 1):
+                t = time.perf_counter()
+                if m is None:
+                    core.run_vlm(vlm, px, q)
+                else:
+                    run_method(vlm, px, q, m, keep, params)
+                ts.append((time.perf_counter() - t) * 1e3)
+            out[f"{label}@{keep}"] = float(np.median(ts[1:]))
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from engine.vision.loading import load_vlm
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--out", default=str(TABLE_PATH))
+    a = ap.parse_args(argv)
+    torch.set_grad_enabled(False)
+    vlm = load_vlm("scene-vlm")
+    res = evaluate(vlm, n=a.n)
+    res["latency_ms"] = latency_table(vlm)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

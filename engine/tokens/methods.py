@@ -1,0 +1,363 @@
+"""The visual-token pruning methods, each a registered factory of a :class:`~engine.tokens.core.Policy`.
+
+Every factory has the signature ``fn(vlm, *, keep, control=False, seed=0, salt=0, **params) -> Policy``:
+``keep`` is the fraction of the N image tokens that reaches the last LM layer; ``control=True`` returns the
+random control *at the same place* (same layer / stage, same token count at every step, random choice), so
+every score can be compared with chance where it acts. Depths are scaled from the papers' models to ours
+(CLIP-L 24 layers -> the scene ViT's 8; Vicuna-7B 32 layers -> the scene LM's 8).
+
+References (METHODS.md, "Visual tokens"):
+
+- FlowCut: Tong et al., 2025, arXiv:2505.19536 (authors' package ``flowcut``).
+- PyramidDrop: Xing et al., 2024, arXiv:2410.17247.
+- FastV: Chen et al., "An Image is Worth 1/2 Tokens After Layer 2", 2024, arXiv:2403.06764.
+- LLaVolta: Chen et al., "Efficient Large Multi-modal Models via Visual Context Compression", 2024,
+  arXiv:2406.20092.
+- Turbo: Ju et al., 2024, arXiv:2407.11717.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from engine.registry import InputError, Paper, Param, register
+from engine.tokens.core import Policy, keep_count, random_keep, topk_sorted
+
+__all__ = [
+    "METHODS_AT",
+    "flowcut_prune_count",
+    "flowcut_scores",
+    "pdrop_attention",
+    "fastv_received",
+    "turbo_scores",
+    "feature_layers",
+    "pdrop_stages",
+    "fastv_layer",
+]
+
+FLOWCUT = Paper("FlowCut: Rethinking Redundancy via Information Flow for Efficient Vision-Language Models",
+                2025, "arXiv:2505.19536", "https://arxiv.org/abs/2505.19536")  # fmt: skip
+PDROP = Paper("PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid Visual Redundancy "
+              "Reduction", 2024, "arXiv:2410.17247", "https://arxiv.org/abs/2410.17247")  # fmt: skip
+FASTV = Paper("An Image is Worth 1/2 Tokens After Layer 2: Plug-and-Play Inference Acceleration for Large "
+              "Vision-Language Models (FastV)", 2024, "arXiv:2403.06764", "https://arxiv.org/abs/2403.06764")  # fmt: skip
+LLAVOLTA = Paper("Efficient Large Multi-modal Models via Visual Context Compression (LLaVolta)", 2024,
+                 "arXiv:2406.20092", "https://arxiv.org/abs/2406.20092")  # fmt: skip
+TURBO = Paper("Turbo: Informativity-Driven Acceleration Plug-In for Vision-Language Models", 2024,
+              "arXiv:2407.11717", "https://arxiv.org/abs/2407.11717")  # fmt: skip
+CLS_ATTN = Paper("An Image is Worth 16x16 Words (CLS token attention as patch importance)", 2021,
+                 "arXiv:2010.11929", "https://arxiv.org/abs/2010.11929")  # fmt: skip
+
+KEEP = Param("keep", 0.25, low=0.01, high=1.0, help="fraction of image tokens that reaches the last LM layer")
+# where each method acts: "vit" (inside the encoder), "pre-lm" (before the LM), "lm" (inside the LM)
+METHODS_AT = {"random-keep": "pre-lm", "cls-attention": "pre-lm", "turbo": "pre-lm", "llavolta": "pre-lm",
+              "flowcut": "vit", "pyramiddrop": "lm", "fastv": "lm"}  # fmt: skip
+
+
+def feature_layers(vlm) -> int:
+    """Encoder layers whose output the LM reads (LLaVA's ``vision_feature_layer=-2`` -> L - 1 layers run)."""
+    L, f = vlm.encoder.n_layers, vlm.feature_layer
+    return L + 1 + f if f < 0 else f
+
+
+def _check_vlm(vlm, name: str) -> None:
+    if getattr(vlm, "kind", None) != "scene-vlm":
+        raise InputError(
+            f"{name} needs the scene VLM (model 'scene-vlm'): it prunes the image tokens a language model reads; "
+            f"{getattr(vlm, 'name', vlm)!r} is not one"
+        )
+
+
+def _layer_arg(vlm, layer: int) -> int:
+    n = feature_layers(vlm)
+    layer = n - 1 if layer < 0 else layer
+    if not 0 <= layer < n:
+        raise InputError(
+            f"layer {layer} is out of range: the VLM reads the output of encoder layer {n - 1} "
+            f"(layers 0..{n - 1}; -1 means that last one)"
+        )
+    return layer
+
+
+# ----------------------------------------------------------------------------------------------- random
+@register("random-keep", family="tokens", paper=None, params=[KEEP],
+          summary="Keep a uniformly random subset of the image tokens before the LM (the baseline every method "
+                  "must beat).")  # fmt: skip
+def random_pruning(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+    _check_vlm(vlm, "random-keep")
+    N = vlm.encoder.n_patches
+    k = keep_count(keep, N)
+
+    def pre(caps, feats):
+        B = feats.shape[0]
+        return random_keep(B, N, k, seed, salt), torch.full((B, N), float("nan"))
+
+    return Policy(place="pre-lm", pre_select=pre, info={"k": k})
+
+
+# ----------------------------------------------------------------------------------------------- CLS attention
+@register("cls-attention", family="tokens", paper=CLS_ATTN,
+          params=[KEEP, Param("layer", -1, low=-1, high=63,
+                              help="encoder layer whose CLS attention ranks the patches (-1: the one the LM reads)")],
+          summary="Keep the patches the CLS token attends to most (mean over heads) at a chosen encoder layer.")  # fmt: skip
+def cls_attention(vlm, *, keep=0.25, layer=-1, control=False, seed=0, salt=0) -> Policy:
+    _check_vlm(vlm, "cls-attention")
+    layer = _layer_arg(vlm, int(layer))
+    N, p = vlm.encoder.n_patches, vlm.encoder.n_prefix
+    k = keep_count(keep, N)
+
+    def pre(caps, feats):
+        s = caps[layer]["attn"][:, :, 0, p:].mean(1)  # [B, N]
+        kept = random_keep(len(s), N, k, seed, salt) if control else topk_sorted(s, k)
+        return kept, s
+
+    return Policy(place="pre-lm", capture_layers=(layer,), pre_select=pre, info={"k": k, "layer": layer})
+
+
+# ----------------------------------------------------------------------------------------------- Turbo
+def turbo_scores(keys: torch.Tensor, cls_attn: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Information degree of each patch: ``alpha * N * A_j - R_j`` (higher = keep).
+
+    ``keys`` [B, H, N, dh] of the patches, ``cls_attn`` [B, N] (CLS -> patch, mean over heads). Mutual
+    redundancy ``R_j`` = mean cosine similarity of patch j's head-averaged key to every other patch's;
+    semantic value ``A_j`` = CLS attention normalised over patches (times N, so its mean is 1). Turbo's drop
+    criterion E = R - alpha * A is the negative of this score. Turbo merges tokens (ToMe-style bipartite
+    matching); here the same information degree ranks tokens for pruning, so it compares with the others.
+    """
+    k = torch.nn.functional.normalize(keys.mean(1), dim=-1)  # [B, N, dh]
+    sim = k @ k.transpose(1, 2)  # [B, N, N]
+    n = sim.shape[-1]
+    R = (sim.sum(-1) - sim.diagonal(dim1=1, dim2=2)) / max(n - 1, 1)
+    A = cls_attn / cls_attn.sum(-1, keepdim=True) * n
+    return alpha * A - R
+
+
+@register("turbo", family="tokens", paper=TURBO,
+          params=[KEEP, Param("alpha", 1.0, low=0.0, high=10.0, help="weight of semantic value (CLS attention)"),
+                  Param("layer", -1, low=-1, high=63, help="encoder layer read (-1: the one the LM reads)")],
+          summary="Keep patches of high information degree: CLS attention (semantic value) minus mean key "
+                  "cosine similarity to the other patches (mutual redundancy).")  # fmt: skip
+def turbo(vlm, *, keep=0.25, alpha=1.0, layer=-1, control=False, seed=0, salt=0) -> Policy:
+    _check_vlm(vlm, "turbo")
+    layer = _layer_arg(vlm, int(layer))
+    N, p = vlm.encoder.n_patches, vlm.encoder.n_prefix
+    k = keep_count(keep, N)
+
+    def pre(caps, feats):
+        c = caps[layer]
+        s = turbo_scores(c["k"][:, :, p:], c["attn"][:, :, 0, p:].mean(1), float(alpha))
+        kept = random_keep(len(s), N, k, seed, salt) if control else topk_sorted(s, k)
+        return kept, s
+
+    return Policy(place="pre-lm", capture_layers=(layer,), pre_select=pre, info={"k": k, "layer": layer})
+
+
+# ----------------------------------------------------------------------------------------------- LLaVolta
+@register("llavolta", family="tokens", paper=LLAVOLTA, params=[KEEP],
+          summary="Average-pool the raster-ordered image tokens with kernel = stride = round(1/keep) before the "
+                  "LM (no ranking: every patch contributes to one pooled token).")  # fmt: skip
+def llavolta(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+    """LLaVolta compresses at an LM layer during training; the scene VLM was never trained with pooling, so
+    the pooling happens on the projected tokens before the LM (layer 0), and each pooled token takes its
+    window's first position. Kept count = ceil(N / s): 98, 49, 22 of 196 for keep 0.5, 0.25, 0.11."""
+    _check_vlm(vlm, "llavolta")
+    N = vlm.encoder.n_patches
+    keep_count(keep, N)
+    s = max(1, round(1 / keep))
+    k = math.ceil(N / s)
+    if control:
+        return random_pruning(vlm, keep=k / N, seed=seed, salt=salt)
+    return Policy(place="pre-lm", pool=s, info={"k": k, "stride": s})
+
+
+# ----------------------------------------------------------------------------------------------- FlowCut
+def flowcut_prune_count(n: int, target: int, entropy: float, rpl: int) -> int:
+    """Tokens FlowCut removes at a pruning layer: ``r = round((n - T) / sqrt(rpl) * (1 - (H / ln n)^2))``,
+    and ``n - T`` at ``rpl = 0``; clipped to [0, n - T]."""
+    if rpl == 0:
+        return max(0, n - target)
+    r = round((n - target) / math.sqrt(rpl) * (1 - (entropy / math.log(n)) ** 2))
+    return int(min(max(r, 0), max(0, n - target)))
+
+
+def flowcut_scores(attn: torch.Tensor, values: torch.Tensor, p: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlowCut's per-layer score and the normalised CLS attention.
+
+    ``attn`` [B, H, T, T], ``values`` [B, H, T, dh] (prefix tokens first, ``p`` of them, CLS at 0).
+    cls_j = CLS->patch attention averaged over heads; sem_j = softmax_j(v_cls . v_j) (no 1/sqrt(d)) averaged
+    over heads; score_j = (cls_j / sum cls + sem_j / sum sem) * ||mean-over-heads v_j||_1.
+    Returns (score [B, n], cls / sum cls [B, n]).
+    """
+    cls = attn[:, :, 0, p:].mean(1)
+    v = values.float()
+    sem = torch.softmax((v[:, :, :1] @ v[:, :, p:].transpose(-1, -2)).squeeze(2), -1).mean(1)  # [B, n]
+    vn = v[:, :, p:].mean(1).abs().sum(-1)
+    clsn = cls / cls.sum(-1, keepdim=True)
+    return (clsn + sem / sem.sum(-1, keepdim=True)) * vn, clsn
+
+
+@register("flowcut", family="tokens", paper=FLOWCUT, params=[KEEP],
+          summary="Inside the encoder: CLS + semantic attention times value L1 norm, accumulated over layers "
+                  "(S <- S/2 + score/2), pruned progressively on an entropy-driven schedule to the target.")  # fmt: skip
+def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+    """FlowCut in the scene ViT. ``select_layer`` = the last encoder layer the LM reads (L - 2 = 6 of 8, as
+    LLaVA's CLIP-L reads layer 22 of 24); pruning after layer ``l`` when ``rpl = select_layer - l - 1`` is even
+    (l = 1, 3, 5 here). Deviation, and why: FlowCut's target T counts CLS (T - 1 patches + CLS, and LLaVA then
+    drops CLS); here the target is k patches + CLS, so the LM reads the same k image tokens as every other
+    method. The random control prunes at the same layers to the same counts (from the image's own entropy).
+    Token counts depend on each image's entropy, so the policy takes one image at a time (``per_image``)."""
+    _check_vlm(vlm, "flowcut")
+    enc = vlm.encoder
+    N, p = enc.n_patches, enc.n_prefix
+    k = keep_count(keep, N)
+    sl = feature_layers(vlm) - 1
+    state: dict = {"S": None, "full": torch.full((1, N), float("nan")), "counts": []}
+
+    def select(l, cap, ids):
+        if l >= sl:
+            return None
+        if ids.shape[0] != 1:
+            raise InputError("flowcut takes one image at a time (token counts depend on each image)")
+        score, clsn = flowcut_scores(cap["attn"], cap["v"], p)
+        S = score if state["S"] is None else 0.5 * state["S"] + 0.5 * score
+        state["S"] = S
+        state["full"].scatter_(1, ids, S.double().float())
+        rpl = sl - l - 1
+        if rpl % 2:
+            return None
+        n = S.shape[1]
+        H = float(-(clsn * clsn.clamp_min(1e-12).log()).sum())
+        r = flowcut_prune_count(n, k, H, rpl)
+        state["counts"].append({"layer": l, "rpl": rpl, "entropy": H, "removed": r, "kept": n - r})
+        if r == 0:
+            return None
+        sel = random_keep(1, n, n - r, seed, salt * 31 + l) if control else topk_sorted(S, n - r)
+        state["S"] = torch.gather(S, 1, sel)
+        return sel
+
+    pol = Policy(place="vit", vit_select=select, info={"k": k, "select_layer": sl, "per_image": True})
+    pol.info["scores"] = state["full"]
+    pol.info["schedule"] = state["counts"]
+    return pol
+
+
+# ----------------------------------------------------------------------------------------------- PyramidDrop
+def pdrop_stages(n_layers: int) -> tuple[int, ...]:
+    """PyramidDrop's stage boundaries [8, 16, 24] of 32 layers, scaled to ``n_layers`` ([2, 4, 6] of 8)."""
+    return tuple(sorted({min(n_layers - 1, max(1, round(b * n_layers / 32))) for b in (8, 16, 24)}))
+
+
+def pdrop_attention(layer, x: torch.Tensor, pos: torch.Tensor, rotary, span: tuple[int, int]) -> torch.Tensor:
+    """Attention [BQ, n] from the last token to the image tokens, as layer ``layer`` would compute it on its
+    input ``x`` [BQ, T, d]: its input norm, q/k projections, RoPE at ``pos``, fp32 softmax over all T keys,
+    mean over heads (PyramidDrop's ranking)."""
+    from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+
+    att = layer.self_attn
+    hn = layer.input_layernorm(x)
+    B, T, _ = hn.shape
+    dh = att.head_dim
+    q = att.q_proj(hn[:, -1:]).view(B, 1, -1, dh).transpose(1, 2)  # [B, H, 1, dh]
+    k = att.k_proj(hn).view(B, T, -1, dh).transpose(1, 2)  # [B, Hkv, T, dh]
+    cos, sin = rotary(x, pos)  # [B, T, dh]
+    cos, sin = cos[:, None], sin[:, None]
+    q = q * cos[:, :, -1:] + rotate_half(q) * sin[:, :, -1:]
+    k = k * cos + rotate_half(k) * sin
+    k = repeat_kv(k, att.num_key_value_groups)
+    w = torch.softmax((q @ k.transpose(-1, -2)).float() * att.scaling, -1)  # [B, H, 1, T]
+    return w[:, :, 0, span[0] : span[1]].mean(1)
+
+
+@register("pyramiddrop", family="tokens", paper=PDROP, params=[KEEP],
+          summary="Inside the LM: after each of three stages keep the image tokens the last instruction token "
+                  "attends to most (next layer's norm, q/k, RoPE, fp32 softmax, mean over heads).")  # fmt: skip
+def pyramiddrop(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+    """Stages scaled to the LM depth (:func:`pdrop_stages`). The ratio lambda per stage is chosen so that the
+    last stage keeps ``keep`` of the tokens: lambda = keep ** (1/3) (the paper's lambda = 0.5 is keep = 0.125).
+    Kept tokens keep their RoPE positions. The random control drops at the same stages to the same counts."""
+    _check_vlm(vlm, "pyramiddrop")
+    N = vlm.encoder.n_patches
+    k = keep_count(keep, N)
+    stages = pdrop_stages(vlm.n_layers)
+    lam = (k / N) ** (1 / len(stages))
+    counts = [max(k, round(N * lam ** (s + 1))) for s in range(len(stages))]
+    counts[-1] = k
+
+    def select(i, st):
+        if i not in stages:
+            return None
+        n_keep = counts[stages.index(i)]
+        x, pos, span, base = st["x"], st["pos"], st["span"], st["base"]
+        B = x.shape[0]
+        n = span[1] - span[0]
+        if n_keep >= n:
+            return None
+        if control:
+            return random_keep(B, n, n_keep, seed, salt * 31 + i)
+        s = pdrop_attention(base.layers[i], x, pos, base.rotary_emb, span)
+        sc = torch.full((B, N), float("nan"))
+        sc.scatter_(1, st["ids"], s.float())
+        pol.info["scores"] = sc
+        return topk_sorted(s, n_keep)
+
+    pol = Policy(
+        place="lm", lm_select=select, info={"k": k, "stages": stages, "lambda": lam, "counts": counts}
+    )
+    return pol
+
+
+# ----------------------------------------------------------------------------------------------- FastV
+def fastv_layer(n_layers: int, K: int = 2) -> int:
+    """FastV's K = 2 of 32 layers scaled to ``n_layers`` (at least 1: there must be a layer's attention)."""
+    return max(1, min(n_layers - 1, round(K * n_layers / 32)))
+
+
+def fastv_received(attn: torch.Tensor, span: tuple[int, int], query: str = "all") -> torch.Tensor:
+    """Attention each image token receives, [B, n], from eager weights ``attn`` [B, H, T, T] (mean over heads):
+    ``"all"``: mean over the queries that can see it (causal: rows i >= j), the paper's "average attention
+    received from other tokens"; ``"last"``: from the last token only (the official in-place code)."""
+    a = attn.float().mean(1)  # [B, T, T]
+    s0, s1 = span
+    if query == "last":
+        return a[:, -1, s0:s1]
+    T = a.shape[1]
+    cols = a[:, :, s0:s1].sum(1)
+    seen = (T - torch.arange(s0, s1, dtype=a.dtype))[None]
+    return cols / seen
+
+
+@register("fastv", family="tokens", paper=FASTV,
+          params=[KEEP, Param("K", -1, low=-1, high=63, help="prune before LM layer K (-1: 2 of 32 scaled)"),
+                  Param("query", "all", choices=("all", "last"), help="attention received from all / last token")],
+          summary="Inside the LM: rank image tokens by the attention they receive in layer K-1 and drop the "
+                  "rest before layer K.")  # fmt: skip
+def fastv(vlm, *, keep=0.25, K=-1, query="all", control=False, seed=0, salt=0) -> Policy:
+    _check_vlm(vlm, "fastv")
+    N = vlm.encoder.n_patches
+    k = keep_count(keep, N)
+    K = fastv_layer(vlm.n_layers) if int(K) < 0 else int(K)
+    if not 1 <= K < vlm.n_layers:
+        raise InputError(f"FastV's K must be in 1..{vlm.n_layers - 1} for this LM, got {K}")
+
+    def select(i, st):
+        if i != K:
+            return None
+        B = st["x"].shape[0]
+        n = st["span"][1] - st["span"][0]
+        if control:
+            return random_keep(B, n, k, seed, salt * 31 + i)
+        s = fastv_received(st["attn"][K - 1], st["span"], query)
+        sc = torch.full((B, N), float("nan"))
+        sc.scatter_(1, st["ids"], s)
+        pol.info["scores"] = sc
+        return topk_sorted(s, k)
+
+    pol = Policy(place="lm", lm_select=select, lm_capture=() if control else (K - 1,),
+                 info={"k": k, "K": K, "query": query})  # fmt: skip
+    return pol
+
+
+def describe(name: str) -> str:
+    return METHODS_AT.get(name, "?")
