@@ -121,12 +121,12 @@ def _attn_module(layer):
 @contextmanager
 def capture(layers, which: tuple[int, ...], store: dict):
     """Hooks that put each chosen encoder layer's attention weights [B,H,T,T], values and keys [B,H,T,dh] into
-    ``store[l]``; always removed."""
+    ``store[li]``; always removed."""
     handles = []
     try:
-        for l in which:
-            att = _attn_module(layers[l])
-            slot = store.setdefault(l, {})
+        for li in which:
+            att = _attn_module(layers[li])
+            slot = store.setdefault(li, {})
             H = getattr(att, "num_attention_heads", None) or getattr(att, "num_heads", None)
 
             def heads(t, H=H):
@@ -176,24 +176,24 @@ def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = Fal
         want |= set(range(n_run))
     total = n_run if not heads else len(layers)
     feats = None
-    for l in range(total):
+    for li in range(total):
         store: dict = {}
-        with torch.no_grad(), capture(layers, (l,) if l in want else (), store):
-            h = layers[l](h)
-        if l in store:
-            caps[l] = store[l]
+        with torch.no_grad(), capture(layers, (li,) if li in want else (), store):
+            h = layers[li](h)
+        if li in store:
+            caps[li] = store[li]
         lengths.append(int(h.shape[1]))
-        if policy is not None and policy.vit_select is not None and l < n_run:
+        if policy is not None and policy.vit_select is not None and li < n_run:
             t0 = time.perf_counter()
-            sel = policy.vit_select(l, store.get(l), ids)
+            sel = policy.vit_select(li, store.get(li), ids)
             if timer is not None:
                 timer[0] += time.perf_counter() - t0
             if sel is not None:
                 ids = torch.gather(ids, 1, sel)
                 patches = torch.gather(h[:, p:], 1, sel[..., None].expand(-1, -1, h.shape[-1]))
                 h = torch.cat([h[:, :p], patches], 1)
-                stages.append({"place": "vit", "layer": l, "kept": ids.numpy().copy()})
-        if l == n_run - 1:
+                stages.append({"place": "vit", "layer": li, "kept": ids.numpy().copy()})
+        if li == n_run - 1:
             feats = h[:, p:]
     vit_logits = None
     if heads and vit_heads is not None:

@@ -78,7 +78,6 @@ def evaluate(
     """The Pareto table (see the module docstring) on validation scenes 0..n-1."""
     from engine.vision import scenes
 
-    N = vlm.encoder.n_patches
     runs: dict[tuple, dict] = {}
 
     def add(key, outs, ans, cov, Q, vit_true=None):

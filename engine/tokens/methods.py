@@ -215,8 +215,8 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
     sl = feature_layers(vlm) - 1
     state: dict = {"S": None, "full": torch.full((1, N), float("nan")), "counts": []}
 
-    def select(l, cap, ids):
-        if l >= sl:
+    def select(li, cap, ids):
+        if li >= sl:
             return None
         if ids.shape[0] != 1:
             raise InputError("flowcut takes one image at a time (token counts depend on each image)")
@@ -224,16 +224,16 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
         S = score if state["S"] is None else 0.5 * state["S"] + 0.5 * score
         state["S"] = S
         state["full"].scatter_(1, ids, S.double().float())
-        rpl = sl - l - 1
+        rpl = sl - li - 1
         if rpl % 2:
             return None
         n = S.shape[1]
         H = float(-(clsn * clsn.clamp_min(1e-12).log()).sum())
         r = flowcut_prune_count(n, k, H, rpl)
-        state["counts"].append({"layer": l, "rpl": rpl, "entropy": H, "removed": r, "kept": n - r})
+        state["counts"].append({"layer": li, "rpl": rpl, "entropy": H, "removed": r, "kept": n - r})
         if r == 0:
             return None
-        sel = random_keep(1, n, n - r, seed, salt * 31 + l) if control else topk_sorted(S, n - r)
+        sel = random_keep(1, n, n - r, seed, salt * 31 + li) if control else topk_sorted(S, n - r)
         state["S"] = torch.gather(S, 1, sel)
         return sel
 
