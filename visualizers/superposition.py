@@ -324,7 +324,13 @@ def caption_scan(scan) -> str:
         f"{scan.n_activations:,} activations per layer; SAE x{prm.get('expansion', 0):g}, lambda = {prm.get('l1', 0):g}, "
         f"at most {prm.get('max_epochs')} epochs; {sweep}. Bars: F; dashed: N; line: psi. "
         f"Highest psi = {scan.psi[i]:.2f} at layer {scan.layers[i]} (F = {scan.effective_features[i]:.0f}); "
-        f"mean psi = {float(np.mean(scan.psi)):.2f}."
+        f"mean psi = {float(np.mean(scan.psi)):.2f}. Mean L0 {float(np.mean(scan.l0)):.0f} of "
+        f"{int(prm.get('expansion', 0) * scan.neurons[0])} dictionary features"
+        + (
+            ": the codes are dense, so F tracks the dictionary size (see the band) more than the layer."
+            if float(np.mean(scan.l0)) > 0.2 * prm.get("expansion", 1) * scan.neurons[0]
+            else "."
+        )
     )
 
 
