@@ -56,7 +56,12 @@ def run_method(vlm, pixels, questions, name: str, keep: float, params: dict | No
         return [core.run_vlm(vlm, pixels, questions, pol, vit_heads=vit_heads)]
     outs = []
     for i in range(len(pixels)):
-        pol = m(vlm, control=control, seed=seed, salt=salt * 1000 + i, **p)
+        extra = {}
+        if control and name == "flowcut":  # the control keeps FlowCut's own counts on this image
+            from engine.tokens.methods import flowcut_counts
+
+            extra["counts"] = flowcut_counts(vlm, pixels[i : i + 1], p["keep"])
+        pol = m(vlm, control=control, seed=seed, salt=salt * 1000 + i, **p, **extra)
         outs.append(core.run_vlm(vlm, pixels[i : i + 1], questions[i : i + 1], pol, vit_heads=vit_heads))
     return outs
 

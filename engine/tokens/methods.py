@@ -29,6 +29,7 @@ __all__ = [
     "METHODS_AT",
     "flowcut_prune_count",
     "flowcut_scores",
+    "flowcut_counts",
     "pdrop_attention",
     "fastv_received",
     "turbo_scores",
@@ -201,13 +202,15 @@ def flowcut_scores(attn: torch.Tensor, values: torch.Tensor, p: int = 1) -> tupl
 @register("flowcut", family="tokens", paper=FLOWCUT, params=[KEEP],
           summary="Inside the encoder: CLS + semantic attention times value L1 norm, accumulated over layers "
                   "(S <- S/2 + score/2), pruned progressively on an entropy-driven schedule to the target.")  # fmt: skip
-def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0, counts: list[int] | None = None) -> Policy:
     """FlowCut in the scene ViT. ``select_layer`` = the last encoder layer the LM reads (L - 2 = 6 of 8, as
     LLaVA's CLIP-L reads layer 22 of 24); pruning after layer ``l`` when ``rpl = select_layer - l - 1`` is even
     (l = 1, 3, 5 here). Deviation, and why: FlowCut's target T counts CLS (T - 1 patches + CLS, and LLaVA then
     drops CLS); here the target is k patches + CLS, so the LM reads the same k image tokens as every other
-    method. The random control prunes at the same layers to the same counts (from the image's own entropy).
-    Token counts depend on each image's entropy, so the policy takes one image at a time (``per_image``)."""
+    method. The random control prunes at the same layers to the same counts: ``counts`` (tokens kept after each
+    pruning layer), taken from FlowCut's own run on the same image (:func:`flowcut_counts`); without them the
+    control follows the entropy of the tokens it kept. Token counts depend on each image's entropy, so the
+    policy takes one image at a time (``per_image``)."""
     _check_vlm(vlm, "flowcut")
     enc = vlm.encoder
     N, p = enc.n_patches, enc.n_prefix
@@ -230,6 +233,8 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
         n = S.shape[1]
         H = float(-(clsn * clsn.clamp_min(1e-12).log()).sum())
         r = flowcut_prune_count(n, k, H, rpl)
+        if control and counts is not None:
+            r = n - counts[len(state["counts"])]
         state["counts"].append({"layer": li, "rpl": rpl, "entropy": H, "removed": r, "kept": n - r})
         if r == 0:
             return None
@@ -241,6 +246,15 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
     pol.info["scores"] = state["full"]
     pol.info["schedule"] = state["counts"]
     return pol
+
+
+def flowcut_counts(vlm, pixels, keep: float) -> list[int]:
+    """Tokens FlowCut keeps after each of its pruning layers on one image [1, 3, S, S] (encoder only)."""
+    from engine.tokens.core import run_vit
+
+    pol = flowcut(vlm, keep=keep)
+    run_vit(vlm.encoder, pixels, pol, feature_layers(vlm))
+    return [c["kept"] for c in pol.info["schedule"]]
 
 
 # ----------------------------------------------------------------------------------------------- PyramidDrop
@@ -281,7 +295,7 @@ def pyramiddrop(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
     N = vlm.encoder.n_patches
     k = keep_count(keep, N)
     stages = pdrop_stages(vlm.n_layers)
-    lam = (k / N) ** (1 / len(stages))
+    lam = float(keep) ** (1 / len(stages))
     counts = [max(k, round(N * lam ** (s + 1))) for s in range(len(stages))]
     counts[-1] = k
 
