@@ -63,7 +63,7 @@ def test_tab_handler_and_figures(tmp_path):
                         progress=lambda *a, **k: None)  # fmt: skip
     slider, cap, rows, hist, cloud, model, files, gt = out
     assert slider[0].size == (256, 256) and "omg" in cap and "unpruned render" in cap
-    assert rows[0][1] == "300" and gt is None
+    assert rows[0][1] == "300" and gt["visible"] is False
     assert len(hist.data) == 2 and len(cloud.data) >= 1
     assert len(read_ply(model)) < 300 and len(files) == 2
 

@@ -132,7 +132,7 @@ def apply_pruning(scene_choice, upload, method, keep, omg_target, tau, storage, 
     view_path = write_ply(viewer_scene(rep.pruned), _OUT / f"{stem}_viewer.ply")
     json_path = _OUT / f"{stem}.json"
     json_path.write_text(json.dumps(to_jsonable(rep), indent=1))
-    gt = None if rep.gt is None else rep.gt
+    gt = gr.update(value=rep.gt, visible=rep.gt is not None)
     return (slider, caption(rep), metrics_rows(rep), hist, cloud, str(view_path), [str(ply_path), str(json_path)],
             gt)  # fmt: skip
 
@@ -238,7 +238,9 @@ def build_tab() -> None:
         with gr.Column(scale=1, min_width=300):
             scene_choice = gr.Radio(list(SCENES), value=SCENES[0], label="Scene")
             upload = gr.File(
-                label="Splat scene (.ply INRIA layout, or .splat)", file_types=[".ply", ".splat"]
+                label="Splat scene (.ply INRIA layout, or .splat)",
+                file_types=[".ply", ".splat"],
+                elem_id="splats_upload",
             )
             method = gr.Dropdown(_methods(), value="lightgaussian", label="Method")
             keep = gr.Slider(

@@ -88,12 +88,16 @@ def orbit_cameras(
     width: int = 256,
     height: int = 256,
     fov_x_deg: float = 50.0,
-    distance: float = 2.2,
+    distance: float = 2.5,
     elevation_deg: float = 25.0,
-    percentile: float = 90.0,
+    percentile: float = 50.0,
     up: tuple[float, float, float] = (0.0, 0.0, 1.0),
 ) -> list[Camera]:
-    """``n`` cameras on a circle around the robust centre, ``distance`` x robust radius away."""
+    """``n`` cameras on a circle around the robust centre, ``distance`` x robust radius away.
+
+    The robust radius is the median distance from the median centre by default, so a background shell (sky
+    domes, distant floaters: often a third of a real scene's Gaussians) neither moves nor pushes out the cameras.
+    """
     centre, radius = robust_bounds(means, percentile=percentile)
     up_v = np.asarray(up, np.float64)
     up_v /= np.linalg.norm(up_v)

@@ -91,8 +91,8 @@ def load_bundle(
                 f"{p.name} is {p.stat().st_size:,} bytes; the size cap is {LIMITS.max_upload_bytes:,}"
             )
     scene = load_scene(source, name=name, max_gaussians=LIMITS.max_gaussians)
-    train = orbit_cameras(scene.means, 24, width=128, height=128, elevation_deg=20)
-    train += orbit_cameras(scene.means, 12, width=128, height=128, elevation_deg=45)
+    train = orbit_cameras(scene.means, 16, width=128, height=128, elevation_deg=20)
+    train += orbit_cameras(scene.means, 8, width=128, height=128, elevation_deg=45)
     ev = orbit_cameras(scene.means, eval_views, width=size, height=size, elevation_deg=30)
     ev = [Camera(c.viewmat, c.K, c.width, c.height, f"view_{i}") for i, c in enumerate(ev)]
     key = fingerprint(scene.means, scene.opacity_logits)
