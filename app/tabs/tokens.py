@@ -1,0 +1,239 @@
+"""Visual Token Pruning tab: which image tokens the scene VLM can do without, by method, with the random
+control at the same place; overlays per pruning step, methods side by side, and accuracy vs kept tokens."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from app.errors import user_errors
+from engine.registry import InputError
+
+TAB_TITLE = "Visual Token Pruning"
+TAB_ORDER = 20
+
+SOURCES = ("Generated scene", "Example photo", "Upload")
+METHODS = ("flowcut", "cls-attention", "turbo", "llavolta", "pyramiddrop", "fastv", "random-keep")
+EXAMPLES = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg")
+MAX_SCENE = 100_000
+MAX_STAGE = 3
+
+
+def example_paths() -> dict[str, Path]:
+    """Photographs scikit-image ships in its wheel (no download)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    d = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return {n: d / n for n in EXAMPLES if (d / n).exists()}
+
+
+def get_image(source: str, scene_index, example, upload) -> tuple[np.ndarray, list[str], str]:
+    """RGB uint8 image, notices, and what the input is."""
+    from engine.vision.images import load_image
+
+    if source == "Generated scene":
+        from engine.vision import scenes
+
+        try:
+            i = int(scene_index)
+        except (TypeError, ValueError):
+            raise InputError(f"scene index must be a whole number, got {scene_index!r}") from None
+        if not 0 <= i <= MAX_SCENE:
+            raise InputError(f"scene index must be in 0..{MAX_SCENE}, got {i}")
+        b = scenes.make_batch("val", i, 1)
+        img = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        return img, [], f"validation scene {i}"
+    if source == "Example photo":
+        paths = example_paths()
+        if not example or example not in paths:
+            raise InputError(f"pick an example photo: {sorted(paths)}")
+        img, notices = load_image(paths[example])
+        return img, notices, f"scikit-image example {example}"
+    if source == "Upload":
+        if upload is None:
+            raise InputError("upload an image file first")
+        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+        img, notices = load_image(path)
+        return img, notices, f"uploaded {Path(path).name}"
+    raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")
+
+
+def _keep(keep) -> float:
+    try:
+        k = float(keep)
+    except (TypeError, ValueError):
+        raise InputError(f"keep fraction must be a number in (0, 1], got {keep!r}") from None
+    if not (0 < k <= 1):
+        raise InputError(f"keep fraction must be in (0, 1], got {k}")
+    return k
+
+
+def _params(method: str, layer, K) -> dict:
+    p = {}
+    if method in ("cls-attention", "turbo"):
+        p["layer"] = int(layer)
+    if method == "fastv":
+        p["K"] = int(K)
+    return p
+
+
+def _model_image(img: np.ndarray) -> np.ndarray:
+    from engine.vision.images import resize_for
+
+    return resize_for(img, 112)[0]
+
+
+def _run(source, scene_index, example, upload, model, method, keep, layer, K, question):
+    from engine.tokens.run import prune_image
+
+    img, notices, described = get_image(source, scene_index, example, upload)
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    res = prune_image(img, method=method, keep=_keep(keep), params=_params(method, layer, K),
+                      question=question, model=(model or "scene-vlm").strip())  # fmt: skip
+    return img, notices, described, res
+
+
+@user_errors
+def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage):
+    """Handler: prune one image with one method; overlay at the chosen step, answers, metrics, caption."""
+    from visualizers.tokens import overlay_image, pruning_caption, stage_kept
+
+    img, notices, described, res = _run(
+        source, scene_index, example, upload, model, method, keep, layer, K, question
+    )
+    stage = int(stage) if stage is not None else MAX_STAGE
+    kept, label = stage_kept(res, stage)
+    final = stage >= len(res.stages)
+    pic = overlay_image(_model_image(img), res.grid, kept, groups=res.groups if final and stage > 0 else None)
+    cap = pruning_caption(res, label) + f" Input: {described}."
+    if notices:
+        cap += " " + "; ".join(notices) + "."
+    rows = [[r["quantity"], str(r["value"])] for r in res.tables()["summary"]]
+    return pic, res.answer_full, res.answer_pruned, rows, cap
+
+
+@user_errors
+def compare_methods(source, scene_index, example, upload, model, methods, keep, question):
+    """Handler: several methods on the same image at the same kept fraction, side by side, and their IoU."""
+    from engine.tokens.run import compare
+    from visualizers.tokens import overlay_image, plot_agreement, side_by_side
+
+    img, notices, described = get_image(source, scene_index, example, upload)
+    methods = [m for m in (methods or []) if m in METHODS]
+    if len(methods) < 2:
+        raise InputError("pick at least two methods to compare")
+    k = _keep(keep)
+    res, iou = compare(img, methods, keep=k, question=question, model=(model or "scene-vlm").strip())
+    small = _model_image(img)
+    tiles = [overlay_image(small, r.grid, r.kept, groups=r.groups, side=224,
+                           title=f"{r.method}: {r.answer_pruned} (all: {r.answer_full})") for r in res]  # fmt: skip
+    cap = (f"{len(methods)} methods at keep {k:.2f} on {described}; question *{res[0].question}*. Titles: answer "
+           "with the pruned tokens (with all tokens). LLaVolta pools instead of dropping: its 'kept set' in the "
+           "IoU is the first patch of each window.")  # fmt: skip
+    return side_by_side(tiles, cols=4), plot_agreement(methods, iou, keep=k), cap
+
+
+def pareto():
+    """The shipped accuracy-vs-kept table (assets/tokens/pareto.json) as a plot and rows."""
+    from engine.tokens.evaluate import load_table
+    from visualizers.tokens import pareto_caption, pareto_rows, plot_pareto
+
+    t = load_table()
+    if t is None:
+        return None, [], "The Pareto table is not computed yet: run `python -m engine.tokens.evaluate`."
+    rows = pareto_rows(t)
+    return plot_pareto(t), [list(r.values()) for r in rows], pareto_caption(t)
+
+
+def warmup() -> None:
+    from engine.vision.loading import load_vision
+
+    load_vision("scene-vlm")
+    prune(
+        "Generated scene",
+        0,
+        None,
+        None,
+        "scene-vlm",
+        "flowcut",
+        0.25,
+        -1,
+        -1,
+        "how many objects ?",
+        MAX_STAGE,
+    )
+
+
+PARETO_HEADERS = ["method", "acts", "kept", "tokens", "accuracy", "random here (mean ± std)", "objects kept",
+                  "GFLOPs", "latency ms"]  # fmt: skip
+
+
+def build_tab() -> None:
+    gr.Markdown(
+        "Which image tokens can the scene VLM do without? Each method scores the 196 patch tokens and keeps a "
+        "fraction: **FlowCut** inside the vision encoder, **CLS attention**, **Turbo** and **LLaVolta** pooling "
+        "between projector and LM, **PyramidDrop** and **FastV** inside the LM. Compare every method with "
+        "**random at the same place**: a probe showed that CLS attention read from the last ViT layer loses to "
+        "random, and that any pruning after LM layer 2 is nearly free, random included."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
+            scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
+            ex = sorted(example_paths())
+            example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
+            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")
+            model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True, label="Model")
+            question = gr.Textbox(value="how many objects ?", label="Question (scene vocabulary)")
+            method = gr.Dropdown(list(METHODS), value="flowcut", label="Method")
+            keep = gr.Slider(0.05, 1.0, value=0.25, step=0.01, label="Kept fraction of image tokens")
+            layer = gr.Slider(
+                -1,
+                6,
+                value=-1,
+                step=1,
+                label="CLS attention / Turbo: encoder layer (-1: the one the LM reads, 6)",
+            )
+            K = gr.Slider(
+                -1, 7, value=-1, step=1, label="FastV: prune before LM layer K (-1: 2 of 32 scaled = 1)"
+            )
+            stage = gr.Slider(
+                0, MAX_STAGE, value=MAX_STAGE, step=1, label="Pruning step shown (0 = all tokens)"
+            )
+            apply = gr.Button("Prune", variant="primary")
+        with gr.Column(scale=2):
+            overlay = gr.Image(
+                label="Overlay (pruned: dimmed + hatched; kept: outlined)", type="pil", height=360
+            )
+            with gr.Row():
+                ans_full = gr.Textbox(label="Answer with all tokens")
+                ans_pruned = gr.Textbox(label="Answer with pruned tokens")
+            caption = gr.Markdown(elem_classes=["caption"])
+            table = gr.Dataframe(headers=["quantity", "value"], interactive=False, label="Metrics")
+    gr.Markdown("### Methods side by side (same image, same kept fraction)")
+    with gr.Row():
+        with gr.Column(scale=1):
+            methods = gr.CheckboxGroup(list(METHODS), value=["flowcut", "cls-attention", "pyramiddrop", "random-keep"],
+                                       label="Methods")  # fmt: skip
+            cmp_btn = gr.Button("Compare methods")
+        with gr.Column(scale=3):
+            tiles = gr.Image(label="Overlays", type="pil")
+            agree = gr.Plot(label="Agreement (IoU of kept sets)")
+            cmp_cap = gr.Markdown(elem_classes=["caption"])
+    gr.Markdown("### Accuracy vs kept tokens (validation split, shipped table)")
+    fig, rows, pcap = pareto()
+    gr.Plot(value=fig, label="Pareto: accuracy vs kept fraction")
+    gr.Markdown(pcap, elem_classes=["caption"])
+    gr.Dataframe(value=rows, headers=PARETO_HEADERS, interactive=False, label="Table behind the plot")
+
+    inputs = [source, scene_index, example, upload, model, method, keep, layer, K, question, stage]
+    outputs = [overlay, ans_full, ans_pruned, table, caption]
+    apply.click(prune, inputs, outputs, api_name="tokens_prune")
+    stage.release(prune, inputs, outputs, api_name="tokens_stage")
+    cmp_btn.click(compare_methods, [source, scene_index, example, upload, model, methods, keep, question],
+                  [tiles, agree, cmp_cap], api_name="tokens_compare")  # fmt: skip
