@@ -88,3 +88,42 @@ def test_tab_handlers_and_bad_input():
     tiles, fig, cap = tab.compare_methods("Generated scene", 1, None, None, "scene-vlm",
                                           ["cls-attention", "random-keep"], 0.25, "how many objects ?")  # fmt: skip
     assert fig.data[0].z.shape == (2, 2)
+
+
+def _table():
+    rows = []
+    for keep, acc in ((0.5, 0.7), (0.25, 0.6), (0.11, 0.5)):
+        base = {"keep": keep, "tokens": round(196 * keep), "flops": 2e9, "vit_count_accuracy": None,
+                "control_accuracy_mean": acc, "control_accuracy_std": 0.01, "control_objects_kept": 0.9}  # fmt: skip
+        rows.append(base | {"method": "random", "place": "pre-lm", "accuracy": acc, "objects_kept": 0.9,
+                            "control": "random"})  # fmt: skip
+        rows.append(base | {"method": "flowcut", "place": "vit", "accuracy": acc + 0.05, "objects_kept": 0.95,
+                            "control": "random-in-vit"})  # fmt: skip
+    return {"keeps": [0.5, 0.25, 0.11], "full": {"accuracy": 0.85, "tokens": 196, "flops": 3.8e9},
+            "rows": rows, "n_questions": 60, "n_scenes": 10, "seeds": [0, 1], "backend": "cpu",
+            "latency_ms": {"flowcut@0.25": 12.0}}  # fmt: skip
+
+
+def test_pareto_plot_and_rows():
+    from visualizers.tokens import pareto_rows, plot_pareto
+
+    t = _table()
+    fig = plot_pareto(t)
+    names = [tr.name for tr in fig.data]
+    assert (
+        "random before LM (mean ± std)" in names
+        and "flowcut" in names
+        and "random at flowcut's place" in names
+    )
+    band = fig.data[0]
+    assert np.allclose(max(band.y), 0.71) and np.allclose(min(band.y), 0.49)  # mean ± std
+    rows = pareto_rows(t)
+    assert len(rows) == 7 and rows[0]["method"] == "all tokens"
+    assert [r["latency ms"] for r in rows if r["method"] == "flowcut" and r["kept"] == 0.25] == [12.0]
+
+
+def test_agreement_plot():
+    from visualizers.tokens import plot_agreement
+
+    fig = plot_agreement(["a", "b"], np.array([[1.0, 0.25], [0.25, 1.0]]), keep=0.25)
+    assert fig.data[0].zmin == 0 and fig.data[0].zmax == 1 and fig.layout.width == 560

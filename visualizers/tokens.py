@@ -25,10 +25,6 @@ OUTLINE = (230, 159, 0)  # Okabe-Ito orange
 SIDE = 336  # px of an overlay (3x the 112 px model input)
 
 
-def _hex(c: str) -> tuple[int, int, int]:
-    return tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))
-
-
 def overlay_image(image: np.ndarray, grid: tuple[int, int], kept, *, groups=None, side: int = SIDE,
                   title: str | None = None) -> Image.Image:  # fmt: skip
     """``image`` RGB uint8 [S, S, 3] (what the model saw) with the patches not in ``kept`` dimmed to 30% and
@@ -140,9 +136,8 @@ def plot_pareto(table: dict) -> go.Figure:
     x = [r["keep"] for r in rnd]
     mu = np.array([r["control_accuracy_mean"] for r in rnd])
     sd = np.array([r["control_accuracy_std"] for r in rnd])
-    band = max(2 * sd.max(), 0)
-    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(mu + np.maximum(sd, band / 4)) + list((mu - np.maximum(sd, band / 4))[::-1]),
-                             fill="toself", fillcolor="rgba(120,120,120,0.25)", line={"width": 0},
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(mu + sd) + list((mu - sd)[::-1]), fill="toself",
+                             fillcolor="rgba(120,120,120,0.25)", line={"width": 0},
                              name="random before LM (mean ± std)", hoverinfo="skip"))  # fmt: skip
     fig.add_trace(go.Scatter(x=x, y=mu, mode="lines+markers", line={"color": "grey", "width": 2},
                              name="random before LM"))  # fmt: skip
@@ -200,6 +195,3 @@ def pareto_caption(table: dict) -> str:
         "(before the LM for CLS attention, Turbo and LLaVolta; inside the ViT on FlowCut's own schedule; at "
         "PyramidDrop's stages; at FastV's layer). The model never saw pruned sequences during training."
     )
-
-
-_ = _hex

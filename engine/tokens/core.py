@@ -379,9 +379,7 @@ def run_cost(vlm, out: RunOut) -> dict[str, Any]:
     enc_cfg = vlm.extra.get("module").vit.config if "module" in vlm.extra else None
     lm_cfg = vlm.lm.config
     vf = vit_flops(enc_cfg, out.vit_lengths) if enc_cfg is not None else 0.0
-    n_img = out.lm_lengths[0] - (out.lm_lengths[-1] - len(out.kept[0])) if out.lm_lengths else 0
     d_in = enc_cfg.hidden_size if enc_cfg is not None else 0
     proj = 2 * vlm.encoder.n_patches * (d_in * lm_cfg.hidden_size + lm_cfg.hidden_size**2)
     lf = lm_flops(lm_cfg, out.lm_lengths)
-    del n_img
     return {"vit_flops": vf, "projector_flops": float(proj), "lm_flops": lf, "flops": vf + proj + lf}
