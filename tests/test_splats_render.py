@@ -99,3 +99,13 @@ def test_robust_bounds_ignore_floaters():
         p = c.viewmat[:3, :3] @ centre + c.viewmat[:3, 3]
         assert p[2] > 0
         np.testing.assert_allclose((c.K @ p)[:2] / p[2], [c.width / 2, c.height / 2], atol=1e-3)
+
+
+def test_differentiable_path_matches_fast_path():
+    s = tiny(seed=4)
+    cam = orbit_cameras(s.means, 2, width=40, height=24, distance=2.0)[0]
+    fast = render(s, cam, accumulate=True)
+    g = {k: v.clone().requires_grad_(True) for k, v in to_tensors(s).items()}
+    slow = render(g, cam, accumulate=True)
+    torch.testing.assert_close(slow.image.detach(), fast.image, atol=2e-6, rtol=0)
+    torch.testing.assert_close(slow.weight_sum, fast.weight_sum, atol=1e-5, rtol=1e-5)

@@ -208,6 +208,7 @@ def _rasterize_tiles(
     wsum = torch.zeros(n, device=dev) if accumulate else None
     hits = torch.zeros(n, device=dev) if accumulate else None
     tiles_all = torch.nonzero(counts > 0).squeeze(1)
+    fast = not (torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, opac, colors)))
     per_group = max(1, budget // (P * chunk))
     out_parts, T_parts, tile_parts = [], [], []
     for gstart in range(0, len(tiles_all), per_group):
@@ -233,19 +234,13 @@ def _rasterize_tiles(
             g = gid[torch.where(valid, idx, off[live, None])]  # [L, K]
             m = means2d[g]  # [L, K, 2]
             cn = conics[g]  # [L, K, 3]
-            dx = m[:, None, :, 0] - px[live][:, :, None]  # [L, P, K]
-            dy = m[:, None, :, 1] - py[live][:, :, None]
-            ca, cb, cc = (cn[:, None, :, i] for i in range(3))
-            sigma = dx * (0.5 * ca * dx + cb * dy) + 0.5 * cc * dy * dy
-            alpha = torch.clamp_max(opac[g][:, None, :] * torch.exp(-sigma), 0.999)
-            use = (sigma >= 0) & (alpha >= ALPHA_MIN) & (valid[:, None, :] & ~done[live][:, :, None])
-            alpha = torch.where(use, alpha, torch.zeros_like(alpha))
             T0 = T[live][:, :, None]
-            T_cur = T0 * torch.cumprod(1.0 - alpha, dim=-1)  # transmittance after each Gaussian [L, P, K]
-            # T_cur only falls, so "T_cur > T_MIN" is a prefix: exactly the Gaussians gsplat composites
-            keep = T_cur > T_MIN
-            T_prev = torch.cat([T0, T_cur[..., :-1]], dim=-1)
-            w = torch.where(keep, alpha * T_prev, torch.zeros_like(alpha))  # blending weights
+            if fast:
+                w, keep, T_cur = _chunk_weights_inplace(
+                    m, cn, opac[g], px[live], py[live], valid, done[live], T0
+                )
+            else:
+                w, keep, T_cur = _chunk_weights(m, cn, opac[g], px[live], py[live], valid, done[live], T0)
             acc_l = acc[live] + torch.bmm(w, colors[g])
             T_l = torch.minimum(T0[..., 0], torch.where(keep, T_cur, T0).amin(dim=-1))
             stopped = ~keep[..., -1]
@@ -267,6 +262,53 @@ def _rasterize_tiles(
     img = out_tiles.reshape(th, tw, tile, tile, C).permute(0, 2, 1, 3, 4).reshape(th * tile, tw * tile, C)
     Tm = T_tiles.reshape(th, tw, tile, tile).permute(0, 2, 1, 3).reshape(th * tile, tw * tile)
     return img[:height, :width], Tm[:height, :width], wsum, hits
+
+
+def _chunk_weights(m, cn, op, px, py, valid, done, T0):
+    """Blending weights of K depth-ordered Gaussians over the P pixels of L tiles (differentiable).
+
+    m [L,K,2] means, cn [L,K,3] conics, op [L,K] opacities, px/py [L,P] pixel centres, valid [L,K], done [L,P],
+    T0 [L,P,1] transmittance before the chunk. Returns w [L,P,K], keep [L,P,K], T_cur [L,P,K].
+    """
+    dx = m[:, None, :, 0] - px[:, :, None]  # [L, P, K]
+    dy = m[:, None, :, 1] - py[:, :, None]
+    ca, cb, cc = (cn[:, None, :, i] for i in range(3))
+    sigma = dx * (0.5 * ca * dx + cb * dy) + 0.5 * cc * dy * dy
+    alpha = torch.clamp_max(op[:, None, :] * torch.exp(-sigma), 0.999)
+    use = (sigma >= 0) & (alpha >= ALPHA_MIN) & (valid[:, None, :] & ~done[:, :, None])
+    alpha = torch.where(use, alpha, torch.zeros_like(alpha))
+    T_cur = T0 * torch.cumprod(1.0 - alpha, dim=-1)  # transmittance after each Gaussian [L, P, K]
+    # T_cur only falls, so "T_cur > T_MIN" is a prefix: exactly the Gaussians gsplat composites
+    keep = T_cur > T_MIN
+    T_prev = torch.cat([T0, T_cur[..., :-1]], dim=-1)
+    w = torch.where(keep, alpha * T_prev, torch.zeros_like(alpha))
+    return w, keep, T_cur
+
+
+@torch.no_grad()
+def _chunk_weights_inplace(m, cn, op, px, py, valid, done, T0):
+    """The same arithmetic as :func:`_chunk_weights` with in-place operations on a few buffers (no autograd):
+    on the CPU, allocating a fresh [L, P, K] tensor per operation costs as much as the operation."""
+    dx = m[:, None, :, 0] - px[:, :, None]
+    dy = m[:, None, :, 1] - py[:, :, None]
+    ca, cb, cc = (cn[:, None, :, i] for i in range(3))
+    sig = dy * cb
+    sig.addcmul_(0.5 * ca, dx).mul_(dx)  # dx (0.5 a dx + b dy)
+    dy.mul_(dy).mul_(0.5 * cc)
+    sig.add_(dy)
+    use = sig >= 0
+    alpha = sig.neg_().exp_().mul_(op[:, None, :]).clamp_max_(0.999)
+    use &= alpha >= ALPHA_MIN
+    use &= valid[:, None, :] & ~done[:, :, None]
+    alpha.mul_(use)
+    one_m = dx.copy_(alpha).neg_().add_(1.0)
+    T_cur = torch.cumprod(one_m, dim=-1).mul_(T0)
+    keep = T_cur > T_MIN
+    T_prev = dx  # reuse the buffer
+    T_prev[..., 0:1] = T0
+    T_prev[..., 1:] = T_cur[..., :-1]
+    w = alpha.mul_(T_prev).mul_(keep)
+    return w, keep, T_cur
 
 
 def _render_torch(g, cam, sh_degree, background, accumulate, tile, device):
