@@ -32,6 +32,10 @@ class Limits:
     max_drawn_elements: int = 3_000
     # 3D Gaussians
     max_gaussians: int = 3_000_000
+    # images
+    max_image_pixels: int = 40_000_000  # refuse larger (decompression bombs); Pillow's own default is 89 M
+    min_image_side: int = 8  # pixels: under one patch of the scene models
+    max_image_side: int = 2048  # pixels: larger images are downscaled on load, with a notice
 
 
 def _from_env() -> Limits:

@@ -21,9 +21,9 @@ from engine.registry import InputError
 
 __all__ = ["MAX_IMAGE_PIXELS", "MIN_SIDE", "MAX_SIDE", "load_image", "validate_array", "resize_for"]
 
-MAX_IMAGE_PIXELS = 40_000_000  # refuse anything larger (decompression bombs); Pillow's own default is 89 M
-MIN_SIDE = 8  # pixels: under one patch of the scene models
-MAX_SIDE = 2048  # pixels: larger images are downscaled on load (the models see 112-518 px anyway)
+MAX_IMAGE_PIXELS = LIMITS.max_image_pixels  # caps live in engine.config (one place for every size cap)
+MIN_SIDE = LIMITS.min_image_side
+MAX_SIDE = LIMITS.max_image_side
 
 
 def load_image(source, *, max_bytes: int | None = None) -> tuple[np.ndarray, list[str]]:
