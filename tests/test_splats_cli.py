@@ -65,7 +65,17 @@ def test_tab_handler_and_figures(tmp_path):
     assert slider[0].size == (256, 256) and "omg" in cap and "unpruned render" in cap
     assert rows[0][1] == "300" and gt["visible"] is False
     assert len(hist.data) == 2 and len(cloud.data) >= 1
-    assert len(read_ply(model)) < 300 and len(files) == 2
+    assert len(read_ply(model)) < 300 and len(files) == 3
+
+
+def test_tab_pareto_on_upload(tmp_path):
+    from app.tabs.splats import PARETO_KEEPS, SCENES, _methods, pareto
+
+    src = write_ply(small_scene(n=120), tmp_path / "p.ply")
+    fig, table, csv_path = pareto(SCENES[1], str(src), "fp16", "bytes", progress=lambda *a, **k: None)
+    assert len(table) == len(_methods()) * len(PARETO_KEEPS)
+    assert len(fig.data) == len(_methods()) and "size" in fig.layout.xaxis.title.text
+    assert open(csv_path).read().startswith("method,keep")
 
 
 def test_tab_rejects_bad_uploads(tmp_path):

@@ -96,7 +96,7 @@ def apply_pruning(scene_choice, upload, method, keep, omg_target, tau, storage, 
                   progress=gr.Progress()):  # fmt: skip
     """Prune, render before/after on the chosen view, and build every figure of the tab."""
     from engine.splats.evaluate import STORAGE, evaluate
-    from engine.splats.ply import write_ply
+    from engine.splats.ply import write_ply, write_splat
     from visualizers.splats import caption, labelled, metrics_rows, plot_gaussians, plot_score_histogram
 
     if method not in _methods():
@@ -132,30 +132,30 @@ def apply_pruning(scene_choice, upload, method, keep, omg_target, tau, storage, 
     view_path = write_ply(viewer_scene(rep.pruned), _OUT / f"{stem}_viewer.ply")
     json_path = _OUT / f"{stem}.json"
     json_path.write_text(json.dumps(to_jsonable(rep), indent=1))
+    splat_path = _OUT / f"{stem}.splat"
+    write_splat(rep.pruned, splat_path)
     gt = gr.update(value=rep.gt, visible=rep.gt is not None)
-    return (slider, caption(rep), metrics_rows(rep), hist, cloud, str(view_path), [str(ply_path), str(json_path)],
-            gt)  # fmt: skip
+    return (slider, caption(rep), metrics_rows(rep), hist, cloud, str(view_path), [str(ply_path), str(splat_path),
+            str(json_path)], gt)  # fmt: skip
 
 
 @user_errors
-def pareto(scene_choice, upload, storage, progress=gr.Progress()):
+def pareto(scene_choice, upload, storage, x_axis="kept fraction", progress=gr.Progress()):
     """Every method at several kept fractions on the same scene (one evaluation view at 128 px on the CPU)."""
     from engine.splats.evaluate import evaluate
-    from engine.splats.metrics import psnr, ssim
-    from engine.splats.render import image_uint8, render
+    from engine.splats.render import image_uint8
     from visualizers.splats import plot_pareto
 
     bundle = _bundle(scene_choice, upload)
     small = [c.resized(128, 128) for c in bundle.eval_cams[:1]]
     from dataclasses import replace
 
-    b2 = replace(bundle, eval_cams=small, gts=None, key=bundle.key + ":pareto")
-    ref = [image_uint8(render(bundle.scene, c)) for c in small]
     gts = None
-    if bundle.gts:
-        from PIL import Image
+    if bundle.gts:  # the demo scene: trace its ground truth at this resolution
+        from engine.splats.scene_gen import trace
 
-        gts = [np.asarray(Image.fromarray(g).resize((128, 128), Image.BILINEAR)) for g in bundle.gts[:1]]
+        gts = [image_uint8(trace(c)) for c in small]
+    b2 = replace(bundle, eval_cams=small, gts=gts)
     rows = []
     methods = _methods()
     total = len(methods) * len(PARETO_KEEPS)
@@ -163,14 +163,12 @@ def pareto(scene_choice, upload, storage, progress=gr.Progress()):
         for j, k in enumerate(PARETO_KEEPS):
             progress((i * len(PARETO_KEEPS) + j) / total, desc=f"{m} keep {k:.0%}")
             rep = evaluate(b2, m, {"keep": k}, storage=storage)
-            img = [image_uint8(render(rep.pruned, c)) for c in small]
-            target = gts if gts is not None else ref
             rows.append({"method": m, "keep": rep.count_after / rep.count_before, "count": rep.count_after,
-                         "bytes": rep.bytes_after, "psnr": float(np.mean([psnr(a, b) for a, b in zip(img, target)])),
-                         "ssim": float(np.mean([ssim(a, b) for a, b in zip(img, target)]))})  # fmt: skip
+                         "bytes": rep.bytes_after, "psnr": rep.psnr, "ssim": rep.ssim})  # fmt: skip
     against = "ground truth" if gts is not None else "the unpruned render"
-    fig = plot_pareto(rows, title=f"PSNR vs kept fraction on the {bundle.name} ({against}, view "
-                                  f"{bundle.eval_cams[0].name}, 128 px, {storage})")  # fmt: skip
+    x = "bytes" if x_axis == "bytes" else "keep"
+    fig = plot_pareto(rows, x=x, title=f"PSNR vs {'size' if x == 'bytes' else 'kept fraction'} on the "
+                      f"{bundle.name} ({against}, view {bundle.eval_cams[0].name}, 128 px, {storage})")  # fmt: skip
     table = [[r["method"], f"{r['keep']:.2f}", r["count"], r["bytes"], round(r["psnr"], 2), round(r["ssim"], 4)]
              for r in rows]  # fmt: skip
     _OUT.mkdir(parents=True, exist_ok=True)
@@ -263,10 +261,13 @@ def build_tab() -> None:
         cloud = gr.Plot(label="Gaussians: kept and pruned")
     with gr.Row():
         model = gr.Model3D(label="Pruned scene (interactive viewer)", height=480)
-        files = gr.File(label="Download the pruned .ply and the report (JSON)", file_count="multiple")
+        files = gr.File(
+            label="Download the pruned scene (.ply, .splat) and the report (JSON)", file_count="multiple"
+        )
     gr.Markdown("### All methods on the same scene")
     with gr.Row():
-        pareto_btn = gr.Button("Compute Pareto (CPU: about a minute)")
+        x_axis = gr.Radio(["kept fraction", "bytes"], value="kept fraction", label="Pareto x axis")
+        pareto_btn = gr.Button("Compute Pareto (CPU: a minute or two)")
     fig0, table0 = shipped_pareto()
     with gr.Row():
         pareto_plot = gr.Plot(value=fig0, label="Quality vs kept fraction")
@@ -282,5 +283,5 @@ def build_tab() -> None:
         [slider, cap, metrics, hist, cloud, model, files, gt_img],
         api_name="splats_apply",
     )
-    pareto_btn.click(pareto, [scene_choice, upload, storage], [pareto_plot, pareto_table, pareto_csv],
+    pareto_btn.click(pareto, [scene_choice, upload, storage, x_axis], [pareto_plot, pareto_table, pareto_csv],
                      api_name="splats_pareto")  # fmt: skip

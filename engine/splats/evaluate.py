@@ -174,7 +174,8 @@ def _full_renders(bundle: SceneBundle, backend: str):
         outs = [render(bundle.scene, c, backend=backend) for c in bundle.eval_cams]
         return [image_uint8(o) for o in outs], float(np.mean([o.ms for o in outs])), outs[0].backend
 
-    return _FULL_RENDERS.get_or_compute(f"{bundle.key}:{backend}:{len(bundle.eval_cams)}", go)
+    views = ",".join(f"{c.name}@{c.width}x{c.height}" for c in bundle.eval_cams)
+    return _FULL_RENDERS.get_or_compute(f"{bundle.key}:{backend}:{views}", go)
 
 
 def evaluate(
