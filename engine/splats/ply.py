@@ -18,7 +18,6 @@ quaternion (4 x uint8, value * 128 + 128). It is lossy and has no higher SH band
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -389,12 +388,8 @@ def load_scene(source: str | os.PathLike | bytes, *, name: str = "", max_gaussia
             raise InputError(f"no such file: {path}")
         name = name or path.name
         source = path.read_bytes()
-    if name.lower().endswith(".splat") or (not source.startswith(b"ply") and name.lower().endswith(".splat")):
+    if name.lower().endswith(".splat"):
         return read_splat(source, max_gaussians=max_gaussians)
     if not source.startswith(b"ply"):
         raise InputError(f"{name or 'the file'} is not a PLY or .splat file")
     return read_ply(source, max_gaussians=max_gaussians)
-
-
-def _buffer(data: bytes) -> io.BytesIO:  # kept for callers that want a file object
-    return io.BytesIO(data)
