@@ -122,7 +122,7 @@ def evaluate(
             for seed in seeds:
                 add(("random", keep, True, seed), run_method(vlm, px, b.questions, "random-keep", keep, seed=seed, salt=s),
                     ans, cov, Q)  # fmt: skip
-                for m in ("flowcut", "pyramiddrop", "fastv"):
+                for m in controls:
                     outs = run_method(vlm, px, b.questions, m, keep, control=True, seed=seed, salt=s,
                                       vit_heads=m == "flowcut")  # fmt: skip
                     add((m, keep, True, seed), outs, ans, cov, Q, vt if m == "flowcut" else None)
@@ -139,11 +139,11 @@ def evaluate(
                 "vit_count_accuracy": vit, "tokens": int(np.median(r["k"]))}  # fmt: skip
 
     full = stats(("full", 1.0, False, 0))
-    controls = {"random": "random", "flowcut": "flowcut", "pyramiddrop": "pyramiddrop", "fastv": "fastv"}
     table = []
     for keep in keeps:
         ctl = {}
-        for c, m in controls.items():
+        for c in ("random", *controls):
+            m = c
             st = [stats((m, keep, True, sd)) for sd in seeds]
             ctl[c] = {
                 "accuracy_mean": float(np.mean([x["accuracy"] for x in st])),
@@ -160,7 +160,7 @@ def evaluate(
                       "control_objects_kept": ctl["random"]["objects_kept_mean"]})  # fmt: skip
         for label, m, _ in configs:
             st = stats((label, keep, False, 0))
-            c = {"flowcut": "flowcut", "pyramiddrop": "pyramiddrop", "fastv": "fastv"}.get(m, "random")
+            c = m if m in controls else "random"
             table.append({"method": label, "registered": m, "place": _place(m), "keep": keep, **_row(st),
                           "control": CONTROL_OF[m], "control_accuracy_mean": ctl[c]["accuracy_mean"],
                           "control_accuracy_std": ctl[c]["accuracy_std"],
@@ -253,11 +253,17 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--out", default=str(TABLE_PATH))
+    ap.add_argument("--check-flowcut", action="store_true",
+                    help="only keep 0.25: FlowCut, CLS attention (L3, L6) and their controls (a larger-n check)")
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     vlm = load_vlm("scene-vlm")
-    res = evaluate(vlm, n=a.n)
-    res["latency_ms"] = latency_table(vlm)
+    if a.check_flowcut:
+        cfg = tuple(c for c in CONFIGS if c[1] in ("flowcut", "cls-attention"))
+        res = evaluate(vlm, n=a.n, keeps=(0.25,), configs=cfg, controls=("flowcut",))
+    else:
+        res = evaluate(vlm, n=a.n)
+        res["latency_ms"] = latency_table(vlm)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f"wrote {a.out}")
