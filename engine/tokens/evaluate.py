@@ -77,10 +77,10 @@ def _objects_kept(cov: np.ndarray, kept: np.ndarray, Q: int) -> float:
     return float(hit.sum() / max(seen.sum(), 1))
 
 
-def evaluate(
-    vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, batch: int = 16, log=print
-) -> dict:
-    """The Pareto table (see the module docstring) on validation scenes 0..n-1."""
+def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, batch: int = 16, log=print,
+             controls=("flowcut", "pyramiddrop", "fastv")) -> dict:  # fmt: skip
+    """The Pareto table (see the module docstring) on validation scenes 0..n-1; ``controls``: the in-model
+    methods whose same-place random control is run (random before the LM always is)."""
     from engine.vision import scenes
 
     runs: dict[tuple, dict] = {}
@@ -253,8 +253,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--out", default=str(TABLE_PATH))
-    ap.add_argument("--check-flowcut", action="store_true",
-                    help="only keep 0.25: FlowCut, CLS attention (L3, L6) and their controls (a larger-n check)")
+    ap.add_argument(
+        "--check-flowcut",
+        action="store_true",
+        help="only keep 0.25: FlowCut, CLS attention (L3, L6) and their controls (a larger-n check)",
+    )
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     vlm = load_vlm("scene-vlm")
