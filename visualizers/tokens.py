@@ -136,7 +136,7 @@ def plot_pareto(table: dict) -> go.Figure:
     x = [r["keep"] for r in rnd]
     mu = np.array([r["control_accuracy_mean"] for r in rnd])
     sd = np.array([r["control_accuracy_std"] for r in rnd])
-    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(mu + sd) + list((mu - sd)[::-1]), fill="toself",
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(mu + sd) + list((mu - sd)[::-1]), fill="toself", mode="lines",
                              fillcolor="rgba(120,120,120,0.25)", line={"width": 0},
                              name="random before LM (mean ± std)", hoverinfo="skip"))  # fmt: skip
     fig.add_trace(go.Scatter(x=x, y=mu, mode="lines+markers", line={"color": "grey", "width": 2},
@@ -157,16 +157,17 @@ def plot_pareto(table: dict) -> go.Figure:
                                      error_y={"type": "data", "array": [r["control_accuracy_std"] for r in rs]},
                                      mode="lines", line={"color": col, "dash": "dot", "width": 1.5},
                                      name=f"random at {name}'s place"))  # fmt: skip
-    fig.add_hline(y=full, line={"dash": "dash", "color": "black"}, annotation_text=f"all tokens {full:.3f}")
+    fig.add_hline(y=full, line={"dash": "dash", "color": "black"}, annotation_text=f"all tokens {full:.3f}",
+                  annotation_position="top left")  # fmt: skip
     fig.update_layout(
         xaxis={"title": "kept fraction of image tokens", "type": "log", "tickvals": keeps + [1.0]},
         yaxis={"title": f"VLM accuracy ({table['n_questions']} val questions)"},
-        yaxis2={"title": "objects with a kept patch", "overlaying": "y", "side": "right", "range": [0, 1.02],
+        yaxis2={"title": "objects with a kept patch", "overlaying": "y", "side": "right", "range": [0, 1.02], "tickmode": "linear", "tick0": 0, "dtick": 0.25,
                 "showgrid": False},
-        legend={"font": {"size": 11}, "x": 1.08, "xanchor": "left"},
     )  # fmt: skip
-    base_layout(fig, title="Accuracy vs kept image tokens (scene VLM)", width=980, height=520)
-    fig.update_layout(margin={"r": 260})
+    base_layout(fig, title="Accuracy vs kept image tokens (scene VLM)", width=980, height=680)
+    fig.update_layout(legend={"font": {"size": 11}, "orientation": "h", "x": 0, "y": -0.22, "yanchor": "top"},
+                      margin={"b": 200, "r": 80})  # fmt: skip
     return fig
 
 
