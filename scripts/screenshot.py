@@ -26,7 +26,14 @@ def main() -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": a.width, "height": 1000})
-        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")) else print("EXTERNAL", r.url))
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:"))
+                else print("EXTERNAL", r.url)
+            ),
+        )
         page.goto(a.url, wait_until="load")
         page.wait_for_selector("button[role=tab]", timeout=60000)
         if a.tab:

@@ -67,7 +67,11 @@ def test_corpus_is_deterministic_and_split(corpus, smol):
 
 def test_scan_matches_official_layer_by_layer_procedure(smol, windows, scan):
     ref = reference_scan(smol, windows)
-    for kind, ours in (("attn", scan.attn_similarity), ("mlp", scan.mlp_similarity), ("block", scan.block_similarity)):
+    for kind, ours in (
+        ("attn", scan.attn_similarity),
+        ("mlp", scan.mlp_similarity),
+        ("block", scan.block_similarity),
+    ):
         np.testing.assert_allclose(ours, ref[kind].numpy(), atol=1e-4, err_msg=kind)
 
 
@@ -76,7 +80,11 @@ def test_block_similarity_matches_hidden_states_directly(smol, windows, scan):
         hs = smol.model.model(input_ids=windows, output_hidden_states=True).hidden_states
     # hidden_states[l] is the input of layer l; the last entry is after the final norm, so stop before it
     for layer in range(smol.n_layers - 1):
-        cos = torch.nn.functional.cosine_similarity(hs[layer].float(), hs[layer + 1].float(), dim=-1).mean().item()
+        cos = (
+            torch.nn.functional.cosine_similarity(hs[layer].float(), hs[layer + 1].float(), dim=-1)
+            .mean()
+            .item()
+        )
         assert abs(cos - scan.block_similarity[layer]) < 1e-4, layer
         assert abs(cos - scan.hidden_similarity[layer, layer + 1]) < 1e-4
     np.testing.assert_allclose(np.diag(scan.hidden_similarity), 1.0, atol=1e-5)

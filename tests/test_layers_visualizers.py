@@ -53,7 +53,11 @@ def test_importance_bars_are_one_minus_similarity(scan):
 def test_square_heatmaps(scan):
     assert np.asarray(plot_hidden_similarity(scan).data[0].z).shape == (7, 7)
     fig = plot_head_similarity(scan)
-    assert np.asarray(fig.data[0].z).shape == (3, 3) and "layer 5" in fig.layout.title.text and fig.layout.width == 440
+    assert (
+        np.asarray(fig.data[0].z).shape == (3, 3)
+        and "layer 5" in fig.layout.title.text
+        and fig.layout.width == 440
+    )
 
 
 def test_drop_curve_figure_and_caption(scan):

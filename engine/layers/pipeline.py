@@ -43,9 +43,13 @@ def calibration_windows(loaded: LoadedModel, corpus: Corpus, samples: int, seq_l
     return token_windows(loaded.tokenizer, corpus.calibration, samples, seq_len)
 
 
-def heldout_windows(loaded: LoadedModel, corpus: Corpus, seq_len: int, *, max_windows: int = 8) -> torch.Tensor:
+def heldout_windows(
+    loaded: LoadedModel, corpus: Corpus, seq_len: int, *, max_windows: int = 8
+) -> torch.Tensor:
     """As many held-out windows of ``seq_len`` tokens as the text holds, capped by ``LIMITS.max_eval_tokens``."""
-    ids = loaded.tokenizer(corpus.heldout[: LIMITS.max_eval_tokens * 8], add_special_tokens=False)["input_ids"]
+    ids = loaded.tokenizer(corpus.heldout[: LIMITS.max_eval_tokens * 8], add_special_tokens=False)[
+        "input_ids"
+    ]
     bos = loaded.tokenizer.bos_token_id
     body = seq_len - (1 if bos is not None else 0)
     n = min(max_windows, len(ids) // body, max(1, LIMITS.max_eval_tokens // seq_len))
@@ -71,7 +75,9 @@ def run_scan(
         if cached is not None:
             return scan_from_dict(cached)
         windows = calibration_windows(loaded, corpus, req.samples, req.seq_len)
-        scan = scan_layers(loaded, windows, head_layer=req.head_layer, text_source=corpus.source, progress=progress)
+        scan = scan_layers(
+            loaded, windows, head_layer=req.head_layer, text_source=corpus.source, progress=progress
+        )
         disk_put("layers", key, scan.to_dict())
         return scan
 

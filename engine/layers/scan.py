@@ -216,9 +216,13 @@ def scan_layers(
         if not -n_layers <= head_layer < n_layers:
             raise InputError(f"head layer {head_layer} is out of range for a model with {n_layers} layers")
         head_layer %= n_layers
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", None
+    )
     if max_pos and windows.shape[1] > max_pos:
-        raise InputError(f"sample length {windows.shape[1]} is over this model's maximum of {max_pos} positions")
+        raise InputError(
+            f"sample length {windows.shape[1]} is over this model's maximum of {max_pos} positions"
+        )
     windows = windows.to(loaded.device)
     n, t = windows.shape
     per_batch = max(1, batch_tokens // t)
@@ -274,6 +278,12 @@ def scan_from_dict(d: dict) -> LayerScan:
     """Rebuild a :class:`LayerScan` from :meth:`LayerScan.to_dict` output (disk cache, JSON exports)."""
     d = dict(d)
     prov = Provenance(**d.pop("provenance"))
-    for k in ("attn_similarity", "mlp_similarity", "block_similarity", "hidden_similarity", "head_similarity"):
+    for k in (
+        "attn_similarity",
+        "mlp_similarity",
+        "block_similarity",
+        "hidden_similarity",
+        "head_similarity",
+    ):
         d[k] = np.asarray(d[k], dtype=np.float64)
     return LayerScan(provenance=prov, **d)
