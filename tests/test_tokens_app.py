@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 ARGS = dict(source="Generated scene", scene_index=0, example="chelsea.png", upload=None, model="scene-vlm",
-            method="flowcut", keep=0.25, layer=-1, K=-1, question="how many objects ?", stage=3)  # fmt: skip
+            method="flowcut", keep=0.25, layer=-1, K=-1, question="how many objects ?", stage=3, control=False, seed=0)  # fmt: skip
 
 
 def _call(client, **over):

@@ -31,6 +31,20 @@ def test_cli_image_json(capsys):
     assert any("resized" in n for n in d["notices"])
 
 
+def test_cli_control_same_place(capsys):
+    code, out, _ = _run(capsys, "--scene", "2", "--method", "flowcut", "--keep", "0.25", "--json")
+    ref = json.loads(out)
+    code, out, _ = _run(capsys, "--scene", "2", "--method", "flowcut", "--keep", "0.25", "--control", "--seed", "4",
+                        "--json")  # fmt: skip
+    ctl = json.loads(out)
+    assert code == 0 and ctl["method"] == "flowcut (random control)"
+    # same layers, same counts at every step, different choice
+    assert [(s["layer"], len(s["kept"])) for s in ctl["stages"]] == [
+        (s["layer"], len(s["kept"])) for s in ref["stages"]
+    ]
+    assert ctl["kept"] != ref["kept"]
+
+
 def test_cli_eval_json(capsys):
     code, out, _ = _run(capsys, "--eval", "--method", "cls-attention", "--keep", "0.5", "--n", "2", "--json")
     assert code == 0

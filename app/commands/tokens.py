@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--K", type=int, default=None, help="fastv: prune before LM layer K (-1: scaled default)")
     p.add_argument("--question", default=None, help="question for the VLM (its scene vocabulary)")
     p.add_argument("--model", default="scene-vlm", help="scene-vlm (the runner's model)")
-    p.add_argument("--seed", type=int, default=0, help="random-keep: seed")
+    p.add_argument("--seed", type=int, default=0, help="random-keep / --control: seed")
+    p.add_argument("--control", action="store_true", help="the method's random control at the same place")
     p.add_argument(
         "--n", type=int, default=16, help="--eval: validation scenes (6 questions each; 16 ~ 10-20 s)"
     )
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
         b = scenes.make_batch("val", args.scene, 1)
         image, notices = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), []
     r = prune_image(image, method=args.method, keep=args.keep, params=_params(args), question=args.question,
-                    model=args.model, seed=args.seed)  # fmt: skip
+                    model=args.model, seed=args.seed, control=args.control)  # fmt: skip
     return {
         "method": r.method, "model": r.model, "place": r.place, "keep": r.keep, "grid": list(r.grid),
         "kept": [int(i) for i in r.kept],

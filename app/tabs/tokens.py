@@ -87,25 +87,29 @@ def _model_image(img: np.ndarray) -> np.ndarray:
     return resize_for(img, 112)[0]
 
 
-def _run(source, scene_index, example, upload, model, method, keep, layer, K, question):
+def _run(
+    source, scene_index, example, upload, model, method, keep, layer, K, question, control=False, seed=0
+):
     from engine.tokens.run import prune_image
 
     img, notices, described = get_image(source, scene_index, example, upload)
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     res = prune_image(img, method=method, keep=_keep(keep), params=_params(method, layer, K),
-                      question=question, model=(model or "scene-vlm").strip())  # fmt: skip
+                      question=question, model=(model or "scene-vlm").strip(), control=bool(control),
+                      seed=int(seed or 0))  # fmt: skip
     return img, notices, described, res
 
 
 @user_errors
-def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage):
-    """Handler: prune one image with one method; overlay at the chosen step, answers, metrics, caption."""
+def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
+          seed=0):  # fmt: skip
+    """Handler: prune one image with one method (or its random control at the same place); overlay at the
+    chosen step, answers, metrics, caption."""
     from visualizers.tokens import overlay_image, pruning_caption, stage_kept
 
-    img, notices, described, res = _run(
-        source, scene_index, example, upload, model, method, keep, layer, K, question
-    )
+    img, notices, described, res = _run(source, scene_index, example, upload, model, method, keep, layer, K,
+                                        question, control, seed)  # fmt: skip
     stage = int(stage) if stage is not None else MAX_STAGE
     kept, label = stage_kept(res, stage)
     final = stage >= len(res.stages)
@@ -205,6 +209,9 @@ def build_tab() -> None:
             stage = gr.Slider(
                 0, MAX_STAGE, value=MAX_STAGE, step=1, label="Pruning step shown (0 = all tokens)"
             )
+            with gr.Row():
+                control = gr.Checkbox(False, label="Random control at the same place")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=10_000, label="Control seed")
             apply = gr.Button("Prune", variant="primary")
         with gr.Column(scale=2):
             overlay = gr.Image(
@@ -231,7 +238,21 @@ def build_tab() -> None:
     gr.Markdown(pcap, elem_classes=["caption"])
     gr.Dataframe(value=rows, headers=PARETO_HEADERS, interactive=False, label="Table behind the plot")
 
-    inputs = [source, scene_index, example, upload, model, method, keep, layer, K, question, stage]
+    inputs = [
+        source,
+        scene_index,
+        example,
+        upload,
+        model,
+        method,
+        keep,
+        layer,
+        K,
+        question,
+        stage,
+        control,
+        seed,
+    ]
     outputs = [overlay, ans_full, ans_pruned, table, caption]
     apply.click(prune, inputs, outputs, api_name="tokens_prune")
     stage.release(prune, inputs, outputs, api_name="tokens_stage")

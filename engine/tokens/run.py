@@ -104,8 +104,9 @@ def _inputs(vlm, image: np.ndarray, question: str | None):
 
 def prune_image(image: np.ndarray, *, method: str, keep: float, params: dict | None = None,
                 question: str | None = None, model: str = "scene-vlm", seed: int = 0,
-                allow_network: bool | None = None) -> TokenPruning:  # fmt: skip
-    """Prune the image tokens of ``image`` (RGB uint8 [H, W, 3]) with ``method`` at ``keep``.
+                allow_network: bool | None = None, control: bool = False) -> TokenPruning:  # fmt: skip
+    """Prune the image tokens of ``image`` (RGB uint8 [H, W, 3]) with ``method`` at ``keep``; with ``control``,
+    the method's random control at the same place (same layer / stage and token counts; ``seed``).
 
     Raises :class:`InputError` for a bad image, a keep fraction outside (0, 1], an unknown method, a parameter
     out of range, or a model the method does not apply to.
@@ -117,21 +118,26 @@ def prune_image(image: np.ndarray, *, method: str, keep: float, params: dict | N
     p = m.validate(dict(params or {}, keep=keep))
     vlm = _load(model, allow_network)
     image, px, q, qtext, notices = _inputs(vlm, image, question)
-    key = fingerprint(image, method, p, qtext, seed, model)
+    key = fingerprint(image, method, p, qtext, seed, model, control)
 
     def compute():
-        pol = m(vlm, seed=seed, **p)
+        extra = {}
+        if control and method == "flowcut":
+            from engine.tokens.methods import flowcut_counts
+
+            extra["counts"] = flowcut_counts(vlm, px, p["keep"])
+        pol = m(vlm, seed=seed, control=control, **p, **extra)
         with torch.no_grad():
             out = core.run_vlm(vlm, px, q, pol)
             full = core.run_vlm(vlm, px, q, None)
         N = vlm.encoder.n_patches
         scores = out.scores[0] if out.scores is not None else np.full(N, np.nan)
         info = {k: v for k, v in pol.info.items() if k not in ("scores",) and not callable(v)}
-        prov = Provenance(method=method, params=p | {"question": qtext}, input_fingerprint=fingerprint(image),
+        prov = Provenance(method=method, params=p | {"question": qtext, "control": control}, input_fingerprint=fingerprint(image),
                           seed=seed, backend=str(px.device.type),
                           timings={"score": out.score_s, "forward": out.forward_s - out.score_s})  # fmt: skip
         return TokenPruning(
-            provenance=prov, method=method, model=vlm.name, place=pol.place, keep=float(keep),
+            provenance=prov, method=f"{method} (random control)" if control else method, model=vlm.name, place=pol.place, keep=float(keep),
             grid=vlm.encoder.grid, scores=np.asarray(scores, dtype=np.float64), kept=out.kept[0],
             stages=[{"place": s["place"], "layer": s["layer"], "kept": s["kept"][0]} for s in out.stages],
             groups=out.groups, question=qtext, answer_full=vlm.decode(int(full.logits[0].argmax())),
