@@ -13,7 +13,12 @@ from engine.registry import InputError, by_family
 from engine.tokens import core
 from engine.tokens import methods as M
 
-torch.set_grad_enabled(False)
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    # scoped to each test: a module-level set_grad_enabled(False) leaked into every later test file
+    with torch.no_grad():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -49,12 +49,17 @@ def _params(args) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    import numpy as np
     import torch
+
+    with torch.no_grad():  # a context, not set_grad_enabled(False): run() is also called in-process
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    import numpy as np
 
     from engine.registry import InputError
 
-    torch.set_grad_enabled(False)
     if not (0 < args.keep <= 1):
         raise InputError(f"--keep must be in (0, 1], got {args.keep}")
     if args.eval:
