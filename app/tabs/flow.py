@@ -3,7 +3,6 @@ vision model, drawn as a layered graph, an importance overlay and a per-layer en
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,61 +10,19 @@ import gradio as gr
 import numpy as np
 
 from app.errors import user_errors
-from engine.registry import InputError
+from app.image_inputs import MAX_SCENE, SOURCES, example_paths
+from app.image_inputs import get_image as _get_image
 
 TAB_TITLE = "Information Flow"
 TAB_ORDER = 30
 
-SOURCES = ("Generated scene", "Example photo", "Upload")
 MODELS = ("scene-vit", "scene-vlm")
 METHODS = ("attention-rollout", "attention-flow")
-EXAMPLES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "camera.png")
-MAX_SCENE = 100_000
-
-
-def _skimage_data() -> Path | None:
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def example_paths() -> dict[str, Path]:
-    """The real photographs scikit-image ships in its wheel (no download)."""
-    d = _skimage_data()
-    return {n: d / n for n in EXAMPLES if d is not None and (d / n).exists()}
 
 
 def get_image(source: str, scene_index, example: str | None, upload) -> tuple[np.ndarray, list[str], str]:
-    """RGB uint8 image, notices, and a description of the input."""
-    from engine.vision.images import load_image
-
-    if source == "Generated scene":
-        from engine.vision import scenes
-
-        try:
-            i = int(scene_index)
-        except (TypeError, ValueError):
-            raise InputError(f"scene index must be a whole number, got {scene_index!r}") from None
-        if not 0 <= i <= MAX_SCENE:
-            raise InputError(f"scene index must be in 0..{MAX_SCENE}, got {i}")
-        b = scenes.make_batch("val", i, 1)
-        img = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        qs = "; ".join(f"{b.question_text(0, j)} {b.answer_text(0, j)}" for j in range(len(scenes.QTYPES)))
-        return img, [], f"validation scene {i} (its questions: {qs})"
-    if source == "Example photo":
-        paths = example_paths()
-        if not example or example not in paths:
-            raise InputError(f"pick an example photo: {sorted(paths)}")
-        img, notices = load_image(paths[example])
-        return img, notices, f"scikit-image example {example}"
-    if source == "Upload":
-        if upload is None:
-            raise InputError("upload an image file first")
-        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
-        img, notices = load_image(path)
-        return img, notices, f"uploaded {Path(path).name}"
-    raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")
+    """RGB uint8 image, notices, and a description of the input (a scene's questions included)."""
+    return _get_image(source, scene_index, example, upload, with_questions=True)
 
 
 def _export(res, data: dict) -> str:

@@ -3,63 +3,32 @@ control at the same place; overlays per pruning step, methods side by side, and 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from app.errors import user_errors
+from app.image_inputs import MAX_SCENE, SOURCES
+from app.image_inputs import example_paths as _example_paths
+from app.image_inputs import get_image as _get_image
 from engine.registry import InputError
 
 TAB_TITLE = "Visual Token Pruning"
 TAB_ORDER = 20
 
-SOURCES = ("Generated scene", "Example photo", "Upload")
 METHODS = ("flowcut", "cls-attention", "turbo", "llavolta", "pyramiddrop", "fastv", "random-keep")
 EXAMPLES = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg")
-MAX_SCENE = 100_000
 MAX_STAGE = 3
 
 
 def example_paths() -> dict[str, Path]:
-    """Photographs scikit-image ships in its wheel (no download)."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    d = Path(next(iter(spec.submodule_search_locations))) / "data"
-    return {n: d / n for n in EXAMPLES if (d / n).exists()}
+    return _example_paths(EXAMPLES)
 
 
 def get_image(source: str, scene_index, example, upload) -> tuple[np.ndarray, list[str], str]:
     """RGB uint8 image, notices, and what the input is."""
-    from engine.vision.images import load_image
-
-    if source == "Generated scene":
-        from engine.vision import scenes
-
-        try:
-            i = int(scene_index)
-        except (TypeError, ValueError):
-            raise InputError(f"scene index must be a whole number, got {scene_index!r}") from None
-        if not 0 <= i <= MAX_SCENE:
-            raise InputError(f"scene index must be in 0..{MAX_SCENE}, got {i}")
-        b = scenes.make_batch("val", i, 1)
-        img = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        return img, [], f"validation scene {i}"
-    if source == "Example photo":
-        paths = example_paths()
-        if not example or example not in paths:
-            raise InputError(f"pick an example photo: {sorted(paths)}")
-        img, notices = load_image(paths[example])
-        return img, notices, f"scikit-image example {example}"
-    if source == "Upload":
-        if upload is None:
-            raise InputError("upload an image file first")
-        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
-        img, notices = load_image(path)
-        return img, notices, f"uploaded {Path(path).name}"
-    raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")
+    return _get_image(source, scene_index, example, upload, names=EXAMPLES)
 
 
 def _keep(keep) -> float:
