@@ -82,14 +82,17 @@ def _child(mode: str, args: dict, queue) -> None:
         torch.cuda.reset_peak_memory_stats()
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # warm-up on a small slice (kernel selection, allocator) so that the timing is of the steady state
-    if mode == "ours":
+    if mode.startswith("ours"):
         scan_layers(loaded, windows[:2], head_layer=None, batch_tokens=args["batch_tokens"])
     else:
         reference_scan(loaded, windows[:2])
     _sync(loaded.device)
     t0 = time.perf_counter()
-    if mode == "ours":
-        s = scan_layers(loaded, windows, head_layer=None, batch_tokens=args["batch_tokens"])
+    if mode.startswith("ours"):
+        # "ours": the same outputs as the reference; "ours+hidden": plus the layer x layer hidden-state matrix
+        s = scan_layers(
+            loaded, windows, head_layer=None, batch_tokens=args["batch_tokens"], hidden=mode == "ours+hidden"
+        )
         sims = {
             "attn": s.attn_similarity.tolist(),
             "mlp": s.mlp_similarity.tolist(),
@@ -161,7 +164,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    batch_tokens = a.batch_tokens or (4096 if a.device == "cpu" else 32768)
+    batch_tokens = a.batch_tokens or (1024 if a.device == "cpu" else 32768)
     args = {
         "samples": a.samples,
         "seq_len": a.seq_len,
@@ -176,6 +179,8 @@ def main() -> None:
             result["load_warm"] = _run(_load_child, cache)  # from the safetensors copy
     result["ours"] = _run(_child, "ours", args)
     print(f"ours: {result['ours']['seconds']:.2f} s", flush=True)
+    result["ours_with_hidden_matrix"] = _run(_child, "ours+hidden", args)
+    print(f"ours + hidden-state matrix: {result['ours_with_hidden_matrix']['seconds']:.2f} s", flush=True)
     if not a.skip_reference:
         result["reference"] = _run(_child, "reference", args)
         print(f"reference: {result['reference']['seconds']:.2f} s", flush=True)
@@ -185,7 +190,7 @@ def main() -> None:
     out = Path(a.out or f"bench/results/layers_{a.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    summary = {k: v for k, v in result.items() if k not in ("ours", "reference")}
+    summary = {k: v for k, v in result.items() if k not in ("ours", "ours_with_hidden_matrix", "reference")}
     print(json.dumps(summary, indent=2))
 
 
