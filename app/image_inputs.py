@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.registry import InputError
 
-__all__ = ["SOURCES", "MAX_SCENE", "EXAMPLES", "example_paths", "get_image"]
+__all__ = ["SOURCES", "MAX_SCENE", "EXAMPLES", "example_paths", "get_image", "image_input_components"]
 
 SOURCES = ("Generated scene", "Example photo", "Upload")
 MAX_SCENE = 100_000
@@ -71,3 +71,15 @@ def get_image(
         img, notices = load_image(path)
         return img, notices, f"uploaded {Path(path).name}"
     raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")
+
+
+def image_input_components(names: tuple[str, ...] = EXAMPLES):
+    """The image-source controls of a vision tab (call inside a layout): source, scene index, example, upload."""
+    import gradio as gr
+
+    source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
+    scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
+    ex = sorted(example_paths(names))
+    example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
+    upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")
+    return source, scene_index, example, upload

@@ -8,7 +8,9 @@ import os
 from engine.config import LIMITS
 from engine.registry import InputError
 
-__all__ = ["read_text_upload", "as_int"]
+__all__ = ["TEXT_SOURCES", "read_text_upload", "resolve_text", "as_int"]
+
+TEXT_SOURCES = ("Default corpus (Python stdlib docstrings)", "Pasted text", "Uploaded file")
 
 
 def read_text_upload(path: str | os.PathLike | None) -> str:
@@ -33,6 +35,17 @@ def read_text_upload(path: str | os.PathLike | None) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"the uploaded file is not UTF-8 text (bad byte at position {e.start})") from None
+
+
+def resolve_text(source: str, text: str | None, upload) -> str | None:
+    """The user's text for a :data:`TEXT_SOURCES` choice; ``None`` means the default corpus."""
+    if source == TEXT_SOURCES[1]:
+        if not (text or "").strip():
+            raise InputError("'Pasted text' is selected but the text box is empty")
+        return text
+    if source == TEXT_SOURCES[2]:
+        return read_text_upload(upload)
+    return None
 
 
 def as_int(value, name: str) -> int:

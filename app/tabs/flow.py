@@ -10,8 +10,8 @@ import gradio as gr
 import numpy as np
 
 from app.errors import user_errors
-from app.image_inputs import MAX_SCENE, SOURCES, example_paths
 from app.image_inputs import get_image as _get_image
+from app.image_inputs import image_input_components
 
 TAB_TITLE = "Information Flow"
 TAB_ORDER = 30
@@ -97,11 +97,7 @@ def build_tab() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
-            scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
-            ex = sorted(example_paths())
-            example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
-            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")
+            source, scene_index, example, upload = image_input_components()
             model = gr.Dropdown(list(MODELS), value="scene-vit", allow_custom_value=True,
                                 label="Model (or a local folder / hub id of CLIP, ViT, DINOv2, LLaVA)")  # fmt: skip
             allow_net = gr.Checkbox(False, label="Allow network (hub models)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from app.errors import user_errors
-from app.inputs import as_int, read_text_upload
+from app.inputs import TEXT_SOURCES, as_int, resolve_text
 from engine.config import LIMITS
 from engine.layers.curve import STRATEGIES, drop_curve
 from engine.layers.drop import DEFAULT_PROMPT, DropPlan, evaluate_drop, plan_drop
@@ -39,7 +39,7 @@ from visualizers.style import figure_png
 TAB_TITLE = "Layer Redundancy"
 TAB_ORDER = 10
 
-SOURCES = ("Default corpus (Python stdlib docstrings)", "Pasted text", "Uploaded file")
+SOURCES = TEXT_SOURCES
 DROP_METHODS = [m.name for m in by_family("layers") if m.name.endswith("-drop")]
 
 
@@ -47,14 +47,7 @@ DROP_METHODS = [m.name for m in by_family("layers") if m.name.endswith("-drop")]
 
 
 def _request(model, allow_net, source, text, upload, samples, seq_len, head_layer) -> ScanRequest:
-    if source == SOURCES[1]:
-        user_text = text or ""
-        if not user_text.strip():
-            raise InputError("'Pasted text' is selected but the text box is empty")
-    elif source == SOURCES[2]:
-        user_text = read_text_upload(upload)
-    else:
-        user_text = None
+    user_text = resolve_text(source, text, upload)
     return ScanRequest(
         model=(model or "").strip(),
         text=user_text,

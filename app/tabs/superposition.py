@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from app.errors import user_errors
-from app.inputs import as_int, read_text_upload
+from app.inputs import TEXT_SOURCES, as_int, resolve_text
 from engine.cache import MemoryCache
 from engine.models import BUILTIN_MODELS
 from engine.registry import InputError
@@ -38,7 +38,7 @@ TAB_TITLE = "Superposition"
 TAB_ORDER = 40
 
 SITES = {"residual stream": "resid", "MLP output": "mlp_out", "attention output": "attn_out"}
-SOURCES = ("Default corpus (Python stdlib docstrings)", "Pasted text", "Uploaded file")
+SOURCES = TEXT_SOURCES
 DEFAULT_SPARSITIES = "0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99"
 _MEASURED = MemoryCache(maxsize=6)  # measurements hold their SAE and activations, for the feature map
 
@@ -46,14 +46,7 @@ _MEASURED = MemoryCache(maxsize=6)  # measurements hold their SAE and activation
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _text(source, text, upload):
-    if source == SOURCES[1]:
-        if not (text or "").strip():
-            raise InputError("'Pasted text' is selected but the text box is empty")
-        return text
-    if source == SOURCES[2]:
-        return read_text_upload(upload)
-    return None
+_text = resolve_text
 
 
 def _sae_files(files) -> tuple[str | None, str | None]:

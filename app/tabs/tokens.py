@@ -9,9 +9,9 @@ import gradio as gr
 import numpy as np
 
 from app.errors import user_errors
-from app.image_inputs import MAX_SCENE, SOURCES
 from app.image_inputs import example_paths as _example_paths
 from app.image_inputs import get_image as _get_image
+from app.image_inputs import image_input_components
 from engine.registry import InputError
 
 TAB_TITLE = "Visual Token Pruning"
@@ -156,11 +156,7 @@ def build_tab() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
-            scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
-            ex = sorted(example_paths())
-            example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
-            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")
+            source, scene_index, example, upload = image_input_components(EXAMPLES)
             model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True, label="Model")
             question = gr.Textbox(value="how many objects ?", label="Question (scene vocabulary)")
             method = gr.Dropdown(list(METHODS), value="flowcut", label="Method")
