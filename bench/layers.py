@@ -171,6 +171,7 @@ def main() -> None:
         "dtype": a.dtype,
         "attn": a.attn,
         "batch_tokens": batch_tokens,
+        "random_weights": a.random_weights,
     }
     result: dict = {"bench": "layers", "config": args, "host": platform.node(), "cpus": os.cpu_count()}
     if not a.skip_load:

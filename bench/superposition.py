@@ -147,7 +147,7 @@ def bench_scan(quick: bool) -> dict:
     }
 
 
-def capture_gpu_inputs(folder: Path) -> None:
+def capture_gpu_inputs(folder: Path, scan: bool = True) -> None:
     """Activations for the device job: layer SAE_LAYER x 10k, and every layer x the scan's default count."""
     import safetensors.torch
 
@@ -159,6 +159,9 @@ def capture_gpu_inputs(folder: Path) -> None:
     lm = load_model("smollm2")
     a = collect_activations(lm, [SAE_LAYER], max_activations=10_000)
     safetensors.torch.save_file({"acts": a.acts[SAE_LAYER].half()}, str(folder / "sae10k.safetensors"))
+    if not scan:
+        print(f"wrote {folder} (no scan inputs)")
+        return
     n = get("sae-layer-scan").defaults()["max_activations"]
     s = collect_activations(lm, list(range(lm.n_layers)), max_activations=n)
     m = min(v.shape[0] for v in s.acts.values())
@@ -171,7 +174,7 @@ def capture_gpu_inputs(folder: Path) -> None:
     print(f"wrote {folder}")
 
 
-def device_job(folder: Path, out: Path) -> None:
+def device_job(folder: Path, out: Path, dev: str = "cuda") -> None:
     """On the GPU machine: time the 10k SAE (CPU-identical code, CUDA backend) and run the full layer scan."""
     import safetensors.torch
 
@@ -179,13 +182,16 @@ def device_job(folder: Path, out: Path) -> None:
     from engine.superposition.measure import _sae_config, scan_activations
 
     out.mkdir(parents=True, exist_ok=True)
-    dev = "cuda"
-    res: dict = {"host": _host(), "gpu": torch.cuda.get_device_name(0)}
+    res: dict = {"host": _host(), "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "none"}
     x = safetensors.torch.load_file(str(folder / "sae10k.safetensors"))["acts"].float()
     bench_sae(x[:2048], dev, max_epochs=2)  # warm-up (CUDA context, kernels)
     res["sae_10k"] = bench_sae(x, dev)
+    (out / "superposition_gpu.json").write_text(json.dumps(res))  # kept if the next run is cut short
     res["sae_10k_paper_rule"] = bench_sae(x, dev, min_delta=0.0)
     print(json.dumps(res["sae_10k"], indent=1))
+    if not (folder / "scan.safetensors").exists():
+        (out / "superposition_gpu.json").write_text(json.dumps(res))
+        return
     t = safetensors.torch.load_file(str(folder / "scan.safetensors"))
     acts = {int(k): v.float() for k, v in t.items()}
     params = _REGISTRY["sae-layer-scan"].validate({})
@@ -251,12 +257,13 @@ def main(argv=None) -> None:
     ap.add_argument("--only", choices=["sae", "toy", "umap", "scan"], nargs="*", default=None)
     ap.add_argument("--gpu-inputs", type=Path)
     ap.add_argument("--device-job", type=Path)
+    ap.add_argument("--no-scan", action="store_true", help="with --gpu-inputs: only the 10k SAE activations")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp")))
     ap.add_argument("--import-gpu", type=Path)
     ap.add_argument("--sae-max-epochs", type=int, default=300, help="epoch cap of the 10k SAE bench")
     args = ap.parse_args(argv)
     if args.gpu_inputs:
-        return capture_gpu_inputs(args.gpu_inputs)
+        return capture_gpu_inputs(args.gpu_inputs, scan=not args.no_scan)
     if args.device_job:
         return device_job(args.device_job, args.out)
     if args.import_gpu:

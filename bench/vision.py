@@ -27,7 +27,10 @@ OUT = Path(__file__).resolve().parent / "results" / "vision.json"
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="validation scenes evaluated on this machine")
+    ap.add_argument("--gpu", type=Path, default=None, help="on a CUDA machine: only the latencies, to this JSON")
     a = ap.parse_args(argv)
+    if a.gpu:
+        return _gpu_latency(a.gpu)
     from engine.flow.run import flow_for_image
     from engine.vision import scenes
     from engine.vision.loading import ASSETS, load_vision
@@ -75,6 +78,21 @@ def main(argv=None) -> dict:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1))
     print(json.dumps({k: out[k] for k in ("cpu_latency_ms", "flow_graph_warm")}, indent=1))
+    return out
+
+
+def _gpu_latency(path: Path) -> dict:
+    """Batch-1 median latency (ms) of the ViT forward and the VLM prefill on the GPU, fp32 and bf16."""
+    from engine.vision.loading import load_vision
+    from engine.vision.train import latency
+
+    torch.set_grad_enabled(False)
+    module = load_vision("scene-vlm").extra["module"].cuda()
+    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "fp32": latency(module, dev="cuda")}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out["bf16_autocast"] = latency(module, dev="cuda")
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps(out), flush=True)
     return out
 
 

@@ -79,27 +79,86 @@ def train_vit(vit: SceneViT, *, seconds: float, batch: int, dev: str, lr: float,
     return {"steps": step, "seconds": time.perf_counter() - t0, "scenes": step * batch, "history": hist}
 
 
+def position_questions(b: scenes.SceneBatch, prob: float, rng: np.random.Generator, one_sided: float = 0.0) -> None:
+    """Training aids for relation questions (a curriculum, not question types of the data set).
+
+    With probability ``prob`` a relation question ``is the A <rel> the B ?`` becomes ``is the A <rel> ?``,
+    answered against the image centre (``left`` = the object's centre is left of the middle, by at least 6 px):
+    reading one object's position is the first half of a relation. With probability ``one_sided`` a question
+    about ``right``/``below`` is asked as its negation with ``left``/``above`` (the objects differ by at least
+    5 px, so the answers flip exactly). Why: with all four words equally likely, "yes" is uncorrelated with any
+    position (an XOR of word and position), the first-order gradient that would teach the decoder to carry
+    positions averages to zero, and runs without this stayed at chance. Changes ``b.questions``/``b.answers``."""
+    if prob <= 0 and one_sided <= 0:
+        return
+    T, L, mid = scenes.TOKEN_ID, scenes.QLEN, scenes.IMAGE_SIZE / 2
+    j = scenes.QTYPES.index("relation")
+    yes, no = T["yes"], T["no"]
+    for i in np.flatnonzero(b.qtypes[:, j] == j):
+        q = b.questions[i, j, L - 9 :].copy()  # is the <size> <shape> <rel> the <size> <shape> ?
+        rel = scenes.RELATIONS.index(scenes.VOCAB[q[4]])
+        flip = rel % 2 == 1 and rng.random() < one_sided
+        if flip:
+            rel -= 1
+            q[4] = T[scenes.RELATIONS[rel]]
+        if rng.random() < prob:
+            z, s = scenes.SIZES.index(scenes.VOCAB[q[2]]), scenes.SHAPES.index(scenes.VOCAB[q[3]])
+            obj = np.flatnonzero(b.present[i] & (b.size[i] == z) & (b.shape[i] == s))[0]
+            d = b.center[i, obj, 0 if rel < 2 else 1] - mid
+            if abs(d) >= 6:
+                truth = d < 0 if rel % 2 == 0 else d > 0
+                b.questions[i, j] = T["<pad>"]
+                b.questions[i, j, L - 6 :] = [T["is"], T["the"], q[2], q[3], q[4], T["?"]]
+                b.answers[i, j] = yes if truth else no
+                continue
+        if flip:
+            b.questions[i, j, L - 9 :] = q
+            b.answers[i, j] = no if b.answers[i, j] == yes else yes
+
+
+def drop_tokens(b: scenes.SceneBatch, n: int, prob: float, gen: torch.Generator, dev: str) -> torch.Tensor | None:
+    """Training aid that makes the VLM robust to image-token pruning (the tiny model otherwise treats any pruned
+    sequence as out of distribution, and every method, random included, loses alike): with probability ``prob``
+    keep a fraction U(0.08, 0.75) of the image tokens, at their original positions, chosen at random (half the
+    batches) or biased towards object patches (the other half, as attention-based methods choose). Returns the
+    kept patch indices [B, k] or None."""
+    if prob <= 0 or torch.rand((), generator=gen).item() >= prob:
+        return None
+    B = len(b)
+    k = max(1, round(n * (0.08 + 0.67 * torch.rand((), generator=gen).item())))
+    score = torch.rand(B, n, generator=gen)
+    if torch.rand((), generator=gen).item() < 0.5:
+        score = score + (b.coverage.cpu().amax(1) > 0.25).float() * torch.rand(B, 1, generator=gen) * 2
+    return score.argsort(1, descending=True)[:, :k].to(dev)
+
+
 def train_vlm(
-    vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log, relation_weight: float = 1.0
-) -> dict:
+    vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log, relation_weight: float = 1.0,
+    position_aux: float = 0.0, one_sided: float = 0.0, token_drop: float = 0.0, start: int = 10_000_000, seed: int = 0,
+) -> dict:  # fmt: skip
     vlm.vit.requires_grad_(False).eval()
     params = list(vlm.projector.parameters()) + list(vlm.lm.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     vlm.projector.train()
     vlm.lm.train()
     Q = len(scenes.QTYPES)
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     t0, step, hist = time.perf_counter(), 0, []
     while (el := time.perf_counter() - t0) < seconds:
         for g in opt.param_groups:
             g["lr"] = _lr(el / seconds, lr)
-        b = scenes.make_batch("train", 10_000_000 + step * batch, batch, device=dev)
+        b = scenes.make_batch("train", start + step * batch, batch, device=dev)
+        frac = el / seconds  # both aids fade out: the aux questions over the run, one-sidedness by 70% of it
+        position_questions(b, position_aux * max(0.0, 1 - frac), rng, one_sided * max(0.0, 1 - frac / 0.7))
+        kept = drop_tokens(b, vlm.n_image_tokens, token_drop, gen, dev)
         q = torch.as_tensor(b.questions, device=dev).flatten(0, 1)  # [B*Q, QLEN]
         a = torch.as_tensor(b.answers, device=dev).flatten()
         with _autocast(dev):
             with torch.no_grad():
                 feats = vlm.image_features(b.images)
             emb = vlm.projector(feats).repeat_interleave(Q, 0)
-            logits = vlm(None, q, img_embeds=emb, logits_to_keep=1).logits[:, -1]
+            kk = kept.repeat_interleave(Q, 0) if kept is not None else None
+            logits = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=True, logits_to_keep=1).logits[:, -1]
         w = torch.ones(len(a), device=dev)
         w[torch.as_tensor(b.qtypes, device=dev).flatten() == scenes.QTYPES.index("relation")] = (
             relation_weight
@@ -263,6 +322,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--val-n", type=int, default=2000, help="validation scenes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--relation-weight", type=float, default=1.0, help="loss weight of relation questions")
+    ap.add_argument("--position-aux", type=float, default=0.0,
+                    help="share of relation questions asked against the image centre at the start (fades to 0)")
+    ap.add_argument("--one-sided", type=float, default=0.0,
+                    help="share of right/below questions asked as negated left/above at the start (fades to 0)")
+    ap.add_argument("--token-drop", type=float, default=0.0,
+                    help="share of batches trained with a random subset of the image tokens")
+    ap.add_argument("--vlm-start", type=int, default=10_000_000, help="first training scene index of the VLM")
+    ap.add_argument("--pos-init", type=float, default=0.0,
+                    help="add this many times a unit 2-D sine-cosine code to projector.pos before training")
+    ap.add_argument("--fresh-vlm", action="store_true", help="with --init-from: take only the ViT")
     ap.add_argument("--init-from", default="", help="folder with vit/vlm safetensors to continue from")
     a = ap.parse_args(argv)
     if a.quick:  # tiny models and budgets: exercises every step of the script in seconds
@@ -294,8 +363,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         src = Path(a.init_from)
         vit.load_state_dict({k: v.float() for k, v in load_file(str(src / "vit.safetensors")).items()})
-        sd = {k: v.float() for k, v in load_file(str(src / "vlm.safetensors")).items()}
+        sd = {} if a.fresh_vlm else {k: v.float() for k, v in load_file(str(src / "vlm.safetensors")).items()}
         missing, unexpected = vlm.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not (a.fresh_vlm and k.startswith(("lm.", "projector.")))]
         missing = [
             k for k in missing if not k.startswith("vit.") and k not in ("lm.lm_head.weight", "projector.pos")
         ]
@@ -303,10 +373,17 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"--init-from: missing {missing}, unexpected {unexpected}")
         vlm.lm.tie_weights()
         log(f"continued from {src}")
+    if a.pos_init:
+        from engine.vision.vlm import sincos_2d
+
+        with torch.no_grad():  # image tokens have norm ~80: a position code must be of that order to be seen
+            vlm.projector.pos += sincos_2d(scenes.GRID, lcfg.hidden_size).to(dev) * a.pos_init
+        log(f"projector.pos += {a.pos_init} x sincos_2d")
     t_all = time.perf_counter()
     vit_log = train_vit(vit, seconds=a.vit_seconds, batch=a.vit_batch, dev=dev, lr=a.vit_lr, log=log)
     vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log,
-                        relation_weight=a.relation_weight)  # fmt: skip
+                        relation_weight=a.relation_weight, position_aux=a.position_aux, one_sided=a.one_sided,
+                        token_drop=a.token_drop, start=a.vlm_start, seed=a.seed)  # fmt: skip
     train_s = time.perf_counter() - t_all
     vlm.eval()
     _round_fp16(vlm)
@@ -316,6 +393,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"vit eval {vit_eval}")
     vlm_eval = evaluate_vlm(vlm, n=a.val_n, dev=dev)
     log(f"vlm eval {json.dumps(vlm_eval)}")
+    vlm_eval_pos = evaluate_vlm(vlm, n=a.val_n, dev=dev, keep_positions=True)
+    log(f"vlm eval keep_positions {json.dumps(vlm_eval_pos['random_pruning'])}")
     metrics = {
         "gpu": gpu,
         "torch": torch.__version__,
@@ -323,7 +402,8 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_seconds": time.perf_counter() - t,
         "vit": {"params": sum(p.numel() for p in vit.parameters()), "train": vit_log, "val": vit_eval},
         "vlm": {"params_trained": sum(p.numel() for p in vlm.projector.parameters())
-                + sum(p.numel() for p in vlm.lm.parameters()), "train": vlm_log, "val": vlm_eval},
+                + sum(p.numel() for p in vlm.lm.parameters()), "train": vlm_log, "val": vlm_eval,
+                "val_keep_positions": vlm_eval_pos},
         "args": vars(a),
     }  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))

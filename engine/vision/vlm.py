@@ -54,6 +54,19 @@ def lm_config(spec: LMSpec = LMSpec()):
     )
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """Unit-norm 2-D sine-cosine position codes [grid*grid, dim] in raster order (half the channels code the
+    column, half the row; the fixed 2-D embedding of MAE, He et al. 2022, arXiv:2111.06377)."""
+    g = torch.arange(grid, dtype=torch.float32)
+    omega = 1.0 / (100.0 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)))
+    e = torch.cat([(g[:, None] * omega).sin(), (g[:, None] * omega).cos()], 1)  # [grid, dim/2]
+    col = e[None].expand(grid, -1, -1)
+    row = e[:, None].expand(-1, grid, -1)
+    p = torch.cat([col, row], -1).reshape(grid * grid, -1)
+    p = torch.nn.functional.pad(p, (0, dim - p.shape[1]))
+    return p / p.norm(dim=-1, keepdim=True)
+
+
 class Projector(nn.Module):
     """LLaVA-1.5's ``mlp2x_gelu``: Linear -> GELU -> Linear (keys ``linear_1``/``linear_2`` as in transformers),
     plus a learned 2-D position embedding ``pos`` [N, d_out] added to each image token.
