@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sae", default=None, help="pretrained SAE in SAELens format: a directory or .safetensors"
     )
     p.add_argument("--sae-cfg", default=None, help="its cfg.json when --sae is a file")
-    p.add_argument("--expansion", type=float, default=4.0, help="dictionary size / width (paper: 4)")
-    p.add_argument("--l1", type=float, default=None, help="L1 coefficient (paper: 0.1; toy default: 1.0)")
+    p.add_argument("--expansion", type=float, default=None, help="dictionary size / width (paper: 4; toy: 8)")
+    p.add_argument("--l1", type=float, default=None, help="L1 coefficient (paper: 0.1; toy default: 2.0)")
     p.add_argument("--max-activations", type=int, default=10_000, help="activations to train on (paper: 10k)")
     p.add_argument(
         "--max-epochs", type=int, default=300, help="epoch cap (early stopping usually ends sooner)"
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> dict:
             n_features=args.features,
             n_hidden=args.neurons,
             steps=args.steps,
-            sae_expansion=args.expansion,
-            sae_l1=1.0 if args.l1 is None else args.l1,
+            sae_expansion=8.0 if args.expansion is None else args.expansion,
+            sae_l1=2.0 if args.l1 is None else args.l1,
             seed=args.seed,
         )
         one = len(r.sparsities) == 1
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
         allow_network=args.allow_network,
         seed=args.seed,
         progress=progress,
-        expansion=args.expansion,
+        expansion=4.0 if args.expansion is None else args.expansion,
         l1=0.1 if args.l1 is None else args.l1,
         max_activations=args.max_activations,
         max_epochs=args.max_epochs,

@@ -377,8 +377,8 @@ def build_tab() -> None:
                 t_m = gr.Number(5, precision=0, label="Neurons m")
                 t_s = gr.Textbox(DEFAULT_SPARSITIES, label="Sparsity levels S (at most 16)")
                 t_steps = gr.Slider(200, 10000, value=3000, step=100, label="Training steps")
-                t_l1 = gr.Number(1.0, label="SAE lambda (toy default 1.0; see docs)")
-                t_exp = gr.Slider(1, 16, value=4, step=1, label="SAE expansion")
+                t_l1 = gr.Number(2.0, label="SAE lambda (toy default 2.0; see docs)")
+                t_exp = gr.Slider(1, 16, value=8, step=1, label="SAE expansion (toy default 8)")
                 t_run = gr.Button("Train toy models", variant="primary")
             with gr.Column(scale=3):
                 t_caption = gr.Markdown(elem_classes="caption")

@@ -5,7 +5,8 @@ A pruning *policy* acts at one of three places, and every method's random contro
 - ``"vit"``: inside the vision encoder, after a layer (FlowCut). The encoder is run layer by layer; after layer
   ``l`` the policy may drop patch tokens, and later layers only see the kept ones (CLS always stays).
 - ``"pre-lm"``: between the projector and the LM (random, CLS attention, Turbo, LLaVolta pooling). The encoder
-  runs whole; the policy reads attention / keys / values captured at the layers it asks for.
+  runs whole; the policy reads attention / keys / values captured at the layers it asks for. Kept tokens keep
+  their positions in the full sequence (a pooled token its window's first patch's), as inside the LM.
 - ``"lm"``: inside the decoder, before a layer (PyramidDrop, FastV). The decoder is run layer by layer with the
   model's own rotary embedding and an explicit causal mask; kept tokens keep their original RoPE positions
   (as PyramidDrop's and FastV's code gather ``position_ids``).
@@ -83,6 +84,7 @@ class Policy:
     pool: int = 0
     lm_select: Callable | None = None
     lm_capture: tuple[int, ...] = ()  # LM layers whose eager attention weights the policy reads
+    pre_select_pixels: bool = False  # pre_select(caps, feats, pixels): it runs its own encoder pass
     info: dict = field(default_factory=dict)
 
 
@@ -97,6 +99,7 @@ class RunOut:
     score_s: float  # seconds spent inside the policy
     forward_s: float  # seconds of the whole run
     vit_logits: dict | None = None  # the scene ViT's task heads (when asked)
+    extra_vit_lengths: list[int] | None = None  # tokens per layer of a policy's own extra encoder pass
     groups: np.ndarray | None = None  # [N] pooled-window id of each patch (pooling)
 
 
@@ -247,7 +250,8 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
         scores = policy.info["scores"]
     if place == "pre-lm" and policy.pre_select is not None:
         t0 = time.perf_counter()
-        kept, scores = policy.pre_select(caps, feats)
+        extra = (pixels,) if policy.pre_select_pixels else ()
+        kept, scores = policy.pre_select(caps, feats, *extra)
         timer[0] += time.perf_counter() - t0
         ids = kept
         feats = torch.gather(feats, 1, kept[..., None].expand(-1, -1, feats.shape[-1]))
@@ -266,7 +270,7 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     q = q.reshape(B * Q, -1)
     base, head = language_model(vlm)
     if place != "lm":
-        logits, lm_len = _lm_shared_prefix(vlm, base, head, img, q, Q)
+        logits, lm_len = _lm_shared_prefix(vlm, base, head, img, q, Q, ids)
         ids = ids.repeat_interleave(Q, 0)
     else:
         img = img.repeat_interleave(Q, 0)
@@ -277,6 +281,7 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
         scores=None if scores is None else np.asarray(scores, dtype=np.float64),
         vit_lengths=vit_len, lm_lengths=lm_len, score_s=timer[0], forward_s=time.perf_counter() - t_start,
         vit_logits=vit_logits, groups=groups,
+        extra_vit_lengths=policy.info.get("extra_vit_lengths") if policy else None,
     )  # fmt: skip
 
 
@@ -288,9 +293,13 @@ def _embed_prompt(vlm, img, q):
     return torch.cat([bos, img.to(bos.dtype)], 1), emb(q)
 
 
-def _lm_shared_prefix(vlm, base, head, img, q, Q):
+def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
     """The decoder with the ``<bos> + image`` prefix computed once per image and its keys/values shared by the
-    image's Q questions (exact: the prefix never sees the question under the causal mask)."""
+    image's Q questions (exact: the prefix never sees the question under the causal mask).
+
+    ``ids`` [B, n] (the patch each image token stands for): the tokens keep the RoPE positions they have in the
+    full sequence (``<bos>`` 0, patch j at 1 + j, the question after all N patches), as inside the LM and as the
+    scene VLM was trained with dropped tokens; without ``ids`` the positions are 0..len-1."""
     from transformers import DynamicCache
 
     with torch.no_grad():
@@ -298,13 +307,18 @@ def _lm_shared_prefix(vlm, base, head, img, q, Q):
         B, Tp = pre.shape[:2]
         Tq = qe.shape[1]
         cache = DynamicCache(config=vlm.lm.config)
-        pos = torch.arange(Tp)[None].expand(B, -1)
+        if ids is not None:
+            pos = torch.cat([torch.zeros(B, 1, dtype=torch.long), ids.long() + 1], 1)
+            q0 = 1 + vlm.encoder.n_patches
+        else:
+            pos = torch.arange(Tp)[None].expand(B, -1)
+            q0 = Tp
         x = pre
         for layer in base.layers:
             x = _call(layer, x, causal_mask(Tp, x.dtype), pos, base.rotary_emb(x, pos), cache)
         cache.batch_repeat_interleave(Q)
         m = torch.cat([torch.zeros(Tq, Tp), causal_mask(Tq)[0, 0]], 1)[None, None]
-        pos = torch.arange(Tp, Tp + Tq)[None].expand(B * Q, -1)
+        pos = torch.arange(q0, q0 + Tq)[None].expand(B * Q, -1)
         x = qe
         for layer in base.layers:
             x = _call(layer, x, m, pos, base.rotary_emb(x, pos), cache)
@@ -379,6 +393,8 @@ def run_cost(vlm, out: RunOut) -> dict[str, Any]:
     enc_cfg = vlm.extra.get("module").vit.config if "module" in vlm.extra else None
     lm_cfg = vlm.lm.config
     vf = vit_flops(enc_cfg, out.vit_lengths) if enc_cfg is not None else 0.0
+    if enc_cfg is not None and out.extra_vit_lengths:  # a policy's own encoder pass (flowcut-select)
+        vf += vit_flops(enc_cfg, out.extra_vit_lengths)
     d_in = enc_cfg.hidden_size if enc_cfg is not None else 0
     proj = 2 * vlm.encoder.n_patches * (d_in * lm_cfg.hidden_size + lm_cfg.hidden_size**2)
     lf = lm_flops(lm_cfg, out.lm_lengths)

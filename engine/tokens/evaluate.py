@@ -35,11 +35,13 @@ CONFIGS = (
     ("turbo", "turbo", {}),
     ("llavolta", "llavolta", {}),
     ("flowcut", "flowcut", {}),
+    ("flowcut-select", "flowcut-select", {}),
     ("pyramiddrop", "pyramiddrop", {}),
     ("fastv", "fastv", {}),
 )
 # method -> the label of its random control (same place)
 CONTROL_OF = {"cls-attention": "random", "turbo": "random", "llavolta": "random", "random-keep": "random",
+              "flowcut-select": "random",
               "flowcut": "random-in-vit (flowcut schedule)", "pyramiddrop": "random-at-pdrop-stages",
               "fastv": "random-at-fastv-layer"}  # fmt: skip
 
@@ -262,7 +264,7 @@ def main(argv=None) -> None:
     torch.set_grad_enabled(False)
     vlm = load_vlm("scene-vlm")
     if a.check_flowcut:
-        cfg = tuple(c for c in CONFIGS if c[1] in ("flowcut", "cls-attention"))
+        cfg = tuple(c for c in CONFIGS if c[1] in ("flowcut", "flowcut-select", "cls-attention"))
         res = evaluate(vlm, n=a.n, keeps=(0.25,), configs=cfg, controls=("flowcut",))
     else:
         res = evaluate(vlm, n=a.n)

@@ -54,7 +54,7 @@ CLS_ATTN = Paper("An Image is Worth 16x16 Words (CLS token attention as patch im
 KEEP = Param("keep", 0.25, low=0.01, high=1.0, help="fraction of image tokens that reaches the last LM layer")
 # where each method acts: "vit" (inside the encoder), "pre-lm" (before the LM), "lm" (inside the LM)
 METHODS_AT = {"random-keep": "pre-lm", "cls-attention": "pre-lm", "turbo": "pre-lm", "llavolta": "pre-lm",
-              "flowcut": "vit", "pyramiddrop": "lm", "fastv": "lm"}  # fmt: skip
+              "flowcut": "vit", "flowcut-select": "pre-lm", "pyramiddrop": "lm", "fastv": "lm"}  # fmt: skip
 
 
 def feature_layers(vlm) -> int:
@@ -255,6 +255,41 @@ def flowcut_counts(vlm, pixels, keep: float) -> list[int]:
     pol = flowcut(vlm, keep=keep)
     run_vit(vlm.encoder, pixels, pol, feature_layers(vlm))
     return [c["kept"] for c in pol.info["schedule"]]
+
+
+@register("flowcut-select", family="tokens", paper=FLOWCUT, params=[KEEP],
+          summary="FlowCut's selection (its own progressive pass through the encoder) applied before the LM to the "
+                  "features of the unpruned encoder: where FlowCut chooses, without pruning inside the encoder.")  # fmt: skip
+def flowcut_select(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
+    """An ablation of :func:`flowcut`, not a method of the paper: FlowCut runs as usual (scores accumulated over
+    the encoder layers, entropy schedule, pruning after layers 1, 3, 5) but only to *choose* the k patches; the LM
+    then reads those patches' features from an encoder pass over all tokens. It separates FlowCut's choice from
+    the cost of pruning inside an encoder that was never run on pruned sets (which changes the features the LM
+    reads). It pays for a second, partial encoder pass (counted in the FLOPs). Its control is random before the
+    LM (same k), since that is where it acts."""
+    _check_vlm(vlm, "flowcut-select")
+    N = vlm.encoder.n_patches
+    k = keep_count(keep, N)
+    info: dict = {"k": k, "per_image": True}
+
+    def select(caps, feats, pixels):
+        from engine.tokens.core import run_vit
+
+        B = feats.shape[0]
+        if control:
+            return random_keep(B, N, k, seed, salt), None
+        kept, scores, lengths = [], [], []
+        for b in range(B):
+            pol = flowcut(vlm, keep=keep)
+            _, ids, _, _, vit_len, _ = run_vit(vlm.encoder, pixels[b : b + 1], pol, feature_layers(vlm))
+            kept.append(ids.sort(1).values)
+            scores.append(pol.info["scores"])
+            lengths.append(vit_len)
+        info["extra_vit_lengths"] = lengths[0]
+        info["schedule"] = pol.info["schedule"]
+        return torch.cat(kept), torch.cat(scores)
+
+    return Policy(place="pre-lm", pre_select=select, pre_select_pixels=True, info=info)
 
 
 # ----------------------------------------------------------------------------------------------- PyramidDrop
