@@ -90,7 +90,9 @@ def bench_toy(quick: bool) -> dict:
 
     out = {}
     # the default (x8, lambda 2) over four seeds, then the paper's SAE setting and the earlier default, seed 0
-    runs = [(8.0, 2.0, s) for s in ((0,) if quick else (0, 1, 2, 3))] + ([] if quick else [(4.0, 0.1, 0), (4.0, 1.0, 0)])
+    runs = [(8.0, 2.0, s) for s in ((0,) if quick else (0, 1, 2, 3))] + (
+        [] if quick else [(4.0, 0.1, 0), (4.0, 1.0, 0)]
+    )
     for ex, lam, seed in runs:
         r = toy_sweep(DEFAULT_SPARSITIES, sae_expansion=ex, sae_l1=lam, seed=seed)
         out[f"x{ex:g} l1={lam:g} seed={seed}"] = {
@@ -101,7 +103,9 @@ def bench_toy(quick: bool) -> dict:
             "rows": r.tables()["toy_sweep"],
             "goal_seconds": 60.0,
         }
-        print(f"toy sweep x{ex:g} lambda={lam} seed {seed}: r={r.pearson_r:.3f} in {r.provenance.timings['total']:.1f} s")
+        print(
+            f"toy sweep x{ex:g} lambda={lam} seed {seed}: r={r.pearson_r:.3f} in {r.provenance.timings['total']:.1f} s"
+        )
     return out
 
 

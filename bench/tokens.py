@@ -44,8 +44,11 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", default=str(OUT))
-    ap.add_argument("--gpu", action="store_true",
-                    help="on a CUDA machine: only the prefill latency against kept fraction (part 2)")
+    ap.add_argument(
+        "--gpu",
+        action="store_true",
+        help="on a CUDA machine: only the prefill latency against kept fraction (part 2)",
+    )
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
     from engine.registry import get
@@ -62,8 +65,10 @@ def main(argv=None) -> dict:
                  "repeats": a.repeats}  # fmt: skip
     if a.gpu:
         res |= {"backend": "cuda", "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
-        res["note"] = ("the model's own forward (SceneVLM: ViT, projector, decoder with the kept image tokens at "
-                       "their positions), since the pruning runner (engine/tokens/core.py) runs on the CPU")
+        res["note"] = (
+            "the model's own forward (SceneVLM: ViT, projector, decoder with the kept image tokens at "
+            "their positions), since the pruning runner (engine/tokens/core.py) runs on the CPU"
+        )
         for bs in (1, 64):
             res[f"prefill_vs_kept_batch{bs}"] = _gpu_prefill_vs_kept(vlm, bs, a.repeats)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ OUT = Path(__file__).resolve().parent / "results" / "vision.json"
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="validation scenes evaluated on this machine")
-    ap.add_argument("--gpu", type=Path, default=None, help="on a CUDA machine: only the latencies, to this JSON")
+    ap.add_argument(
+        "--gpu", type=Path, default=None, help="on a CUDA machine: only the latencies, to this JSON"
+    )
     a = ap.parse_args(argv)
     if a.gpu:
         return _gpu_latency(a.gpu)
@@ -88,7 +90,11 @@ def _gpu_latency(path: Path) -> dict:
 
     torch.set_grad_enabled(False)
     module = load_vision("scene-vlm").extra["module"].cuda()
-    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "fp32": latency(module, dev="cuda")}
+    out = {
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "fp32": latency(module, dev="cuda"),
+    }
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out["bf16_autocast"] = latency(module, dev="cuda")
     path.write_text(json.dumps(out, indent=1))

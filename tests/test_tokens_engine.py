@@ -41,7 +41,8 @@ def _px(vlm, b):
 
 def test_registered_family():
     names = {m.name for m in by_family("tokens")}
-    assert names == {"random-keep", "cls-attention", "turbo", "llavolta", "flowcut", "pyramiddrop", "fastv"}
+    assert names == {"random-keep", "cls-attention", "turbo", "llavolta", "flowcut", "flowcut-select", "pyramiddrop",
+                     "fastv"}  # fmt: skip
     assert all(m.summary and any(p.name == "keep" for p in m.params) for m in by_family("tokens"))
 
 
@@ -112,8 +113,34 @@ def test_random_before_lm_matches_scenevlm_keep(vlm, batch):
     mod = vlm.extra["module"]
     keep = torch.as_tensor(out.kept)
     q = torch.as_tensor(batch.questions[:, :2]).flatten(0, 1)
-    ref = mod(None, q, img_embeds=mod.image_embeds(batch.images).repeat_interleave(2, 0), keep=keep)
+    emb = mod.image_embeds(batch.images).repeat_interleave(2, 0)
+    ref = mod(None, q, img_embeds=emb, keep=keep, keep_positions=True)  # kept tokens keep their positions
     torch.testing.assert_close(out.logits, ref.logits[:, -1], atol=1e-4, rtol=1e-4)
+    compacted = mod(None, q, img_embeds=emb, keep=keep).logits[:, -1]
+    assert (out.logits - compacted).abs().max() > 1e-3  # and that is not the same as renumbering them
+
+
+def test_flowcut_select_is_flowcuts_choice_on_unpruned_features(vlm, batch):
+    px = _px(vlm, batch)[:1]
+    fc = M.flowcut(vlm, keep=0.25)
+    _, ids, *_ = core.run_vit(vlm.encoder, px, fc, M.feature_layers(vlm))
+    out = core.run_vlm(vlm, px, batch.questions[:1, :2], M.flowcut_select(vlm, keep=0.25))
+    assert sorted(out.kept[0].tolist()) == sorted(ids[0].tolist())  # the same 49 patches as FlowCut keeps
+    # the LM reads them from the full encoder: the same as the scene VLM fed those tokens
+    mod = vlm.extra["module"]
+    keep = torch.as_tensor(out.kept)
+    q = torch.as_tensor(batch.questions[:1, :2]).flatten(0, 1)
+    ref = mod(None, q, img_embeds=mod.image_embeds(batch.images[:1]).repeat_interleave(2, 0), keep=keep,
+              keep_positions=True)  # fmt: skip
+    torch.testing.assert_close(out.logits, ref.logits[:, -1], atol=1e-4, rtol=1e-4)
+    cost = core.run_cost(vlm, out)
+    plain = core.run_cost(
+        vlm, core.run_vlm(vlm, px, batch.questions[:1, :2], M.random_pruning(vlm, keep=0.25))
+    )
+    assert cost["vit_flops"] > 1.4 * plain["vit_flops"]  # its own encoder pass is paid for
+    assert cost["lm_flops"] == plain["lm_flops"]
+    ctl = core.run_vlm(vlm, px, batch.questions[:1, :2], M.flowcut_select(vlm, keep=0.25, control=True))
+    assert ctl.kept.shape == out.kept.shape and not np.array_equal(ctl.kept, out.kept)
 
 
 def test_pdrop_attention_matches_the_layers_own_eager_weights(vlm, batch):

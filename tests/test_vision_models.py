@@ -44,7 +44,7 @@ def test_card_and_sizes():
 def test_vlm_accuracy_above_majority(vlm, val, preds):
     ans, qt = val.answers.reshape(-1), val.qtypes.reshape(-1)
     acc = float((preds == ans).mean())
-    assert acc > 0.75, acc  # measured 0.86 on 2000 scenes; majority answers average 0.34
+    assert acc > 0.8, acc  # measured 0.924 on 2000 scenes; majority answers average 0.375
     for t in ("count", "colour", "shape", "exist", "all"):  # relation is at chance: see CARD.md
         m = qt == S.QTYPES.index(t)
         majority = max(np.unique(ans[m], return_counts=True)[1]) / m.sum()
@@ -138,9 +138,42 @@ def test_hub_paths_on_tiny_random_configs(tmp_path, kind):
 def test_train_quick(tmp_path):
     from engine.vision.train import main
 
-    m = main(["--out", str(tmp_path), "--quick"])
+    m = main(["--out", str(tmp_path), "--quick", "--token-drop", "1", "--position-aux", "1", "--one-sided", "1",
+              "--pos-init", "30"])  # fmt: skip
     for f in ("vit.safetensors", "vlm.safetensors", "vit_config.json", "lm_config.json", "metrics.json"):
         assert (tmp_path / f).exists()
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved["vlm"]["val"]["accuracy"]) == set(S.QTYPES) | {"overall"}
     assert "0.25" in m["vlm"]["val"]["random_pruning"]
+
+
+def test_training_aids_relabel_exactly():
+    from engine.vision.train import drop_tokens, position_questions
+
+    j = S.QTYPES.index("relation")
+    for prob, one_sided in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):
+        b = S.make_batch("train", 64, 128)
+        position_questions(b, prob, np.random.default_rng(0), one_sided)
+        rows = np.flatnonzero(b.qtypes[:, j] == j)
+        assert len(rows) > 50
+        for i in rows:
+            w = S.decode(b.questions[i, j]).split()
+            rel = next(x for x in w if x in S.RELATIONS)
+            if one_sided:
+                assert rel in ("left", "above")
+            objs = [(S.SIZES.index(a), S.SHAPES.index(c)) for a, c in zip(w, w[1:]) if a in S.SIZES]
+            ctr = [
+                b.center[i, np.flatnonzero(b.present[i] & (b.size[i] == z) & (b.shape[i] == s))[0]]
+                for z, s in objs
+            ]
+            ax = 0 if rel in ("left", "right") else 1
+            ref = ctr[1][ax] if len(ctr) == 2 else S.IMAGE_SIZE / 2
+            truth = ctr[0][ax] < ref if rel in ("left", "above") else ctr[0][ax] > ref
+            assert (S.VOCAB[b.answers[i, j]] == "yes") == truth, (w, ctr)
+        assert 0.3 < np.mean(b.answers[rows, j] == S.TOKEN_ID["yes"]) < 0.7
+    g = torch.Generator().manual_seed(0)
+    b = S.make_batch("train", 0, 8)
+    kept = [drop_tokens(b, 196, 1.0, g, "cpu") for _ in range(6)]
+    assert all(k is not None and 15 <= k.shape[1] <= 147 and k.shape[0] == 8 for k in kept)
+    assert all(len(set(row.tolist())) == k.shape[1] for k in kept for row in k)
+    assert drop_tokens(b, 196, 0.0, g, "cpu") is None

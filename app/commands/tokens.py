@@ -14,7 +14,16 @@ import argparse
 NAME = "tokens"
 HELP = "visual token pruning on the scene VLM: kept patches and scores for one image, or accuracy (--eval)"
 
-METHODS = ("random-keep", "cls-attention", "flowcut", "flowcut-select", "turbo", "llavolta", "pyramiddrop", "fastv")
+METHODS = (
+    "random-keep",
+    "cls-attention",
+    "flowcut",
+    "flowcut-select",
+    "turbo",
+    "llavolta",
+    "pyramiddrop",
+    "fastv",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

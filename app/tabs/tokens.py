@@ -17,7 +17,16 @@ from engine.registry import InputError
 TAB_TITLE = "Visual Token Pruning"
 TAB_ORDER = 20
 
-METHODS = ("flowcut", "flowcut-select", "cls-attention", "turbo", "llavolta", "pyramiddrop", "fastv", "random-keep")
+METHODS = (
+    "flowcut",
+    "flowcut-select",
+    "cls-attention",
+    "turbo",
+    "llavolta",
+    "pyramiddrop",
+    "fastv",
+    "random-keep",
+)
 EXAMPLES = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg")
 MAX_STAGE = 3
 

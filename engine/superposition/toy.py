@@ -204,7 +204,9 @@ def pearson(a, b) -> float:
         Param("n_hidden", 5, low=1, high=100, help="hidden neurons m < n"),
         Param("importance_decay", 0.9, low=0.5, high=1.0, help="feature importance I_i = decay^i"),
         Param("steps", 3000, low=100, high=20000, help="Adam steps per toy model"),
-        Param("sae_expansion", 8.0, low=1.0, high=16.0, help="SAE dictionary size / m (see module docstring)"),
+        Param(
+            "sae_expansion", 8.0, low=1.0, high=16.0, help="SAE dictionary size / m (see module docstring)"
+        ),
         Param("sae_l1", 2.0, low=0.0, high=10.0, help="SAE L1 coefficient lambda (see module docstring)"),
     ],
 )

@@ -79,7 +79,9 @@ def train_vit(vit: SceneViT, *, seconds: float, batch: int, dev: str, lr: float,
     return {"steps": step, "seconds": time.perf_counter() - t0, "scenes": step * batch, "history": hist}
 
 
-def position_questions(b: scenes.SceneBatch, prob: float, rng: np.random.Generator, one_sided: float = 0.0) -> None:
+def position_questions(
+    b: scenes.SceneBatch, prob: float, rng: np.random.Generator, one_sided: float = 0.0
+) -> None:
     """Training aids for relation questions (a curriculum, not question types of the data set).
 
     With probability ``prob`` a relation question ``is the A <rel> the B ?`` becomes ``is the A <rel> ?``,
@@ -116,7 +118,9 @@ def position_questions(b: scenes.SceneBatch, prob: float, rng: np.random.Generat
             b.answers[i, j] = no if b.answers[i, j] == yes else yes
 
 
-def drop_tokens(b: scenes.SceneBatch, n: int, prob: float, gen: torch.Generator, dev: str) -> torch.Tensor | None:
+def drop_tokens(
+    b: scenes.SceneBatch, n: int, prob: float, gen: torch.Generator, dev: str
+) -> torch.Tensor | None:
     """Training aid that makes the VLM robust to image-token pruning (the tiny model otherwise treats any pruned
     sequence as out of distribution, and every method, random included, loses alike): with probability ``prob``
     keep a fraction U(0.08, 0.75) of the image tokens, at their original positions, chosen at random (half the
@@ -158,7 +162,9 @@ def train_vlm(
                 feats = vlm.image_features(b.images)
             emb = vlm.projector(feats).repeat_interleave(Q, 0)
             kk = kept.repeat_interleave(Q, 0) if kept is not None else None
-            logits = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=True, logits_to_keep=1).logits[:, -1]
+            logits = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=True, logits_to_keep=1).logits[
+                :, -1
+            ]
         w = torch.ones(len(a), device=dev)
         w[torch.as_tensor(b.qtypes, device=dev).flatten() == scenes.QTYPES.index("relation")] = (
             relation_weight
@@ -322,15 +328,31 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--val-n", type=int, default=2000, help="validation scenes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--relation-weight", type=float, default=1.0, help="loss weight of relation questions")
-    ap.add_argument("--position-aux", type=float, default=0.0,
-                    help="share of relation questions asked against the image centre at the start (fades to 0)")
-    ap.add_argument("--one-sided", type=float, default=0.0,
-                    help="share of right/below questions asked as negated left/above at the start (fades to 0)")
-    ap.add_argument("--token-drop", type=float, default=0.0,
-                    help="share of batches trained with a random subset of the image tokens")
+    ap.add_argument(
+        "--position-aux",
+        type=float,
+        default=0.0,
+        help="share of relation questions asked against the image centre at the start (fades to 0)",
+    )
+    ap.add_argument(
+        "--one-sided",
+        type=float,
+        default=0.0,
+        help="share of right/below questions asked as negated left/above at the start (fades to 0)",
+    )
+    ap.add_argument(
+        "--token-drop",
+        type=float,
+        default=0.0,
+        help="share of batches trained with a random subset of the image tokens",
+    )
     ap.add_argument("--vlm-start", type=int, default=10_000_000, help="first training scene index of the VLM")
-    ap.add_argument("--pos-init", type=float, default=0.0,
-                    help="add this many times a unit 2-D sine-cosine code to projector.pos before training")
+    ap.add_argument(
+        "--pos-init",
+        type=float,
+        default=0.0,
+        help="add this many times a unit 2-D sine-cosine code to projector.pos before training",
+    )
     ap.add_argument("--fresh-vlm", action="store_true", help="with --init-from: take only the ViT")
     ap.add_argument("--init-from", default="", help="folder with vit/vlm safetensors to continue from")
     a = ap.parse_args(argv)
