@@ -61,3 +61,51 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+def write_tiny_tokenizer(path) -> None:
+    """A word-level tokenizer for the tiny LLaVA (offline: nothing from the hub)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = [
+        "[UNK]",
+        "<s>",
+        "USER:",
+        "ASSISTANT:",
+        "<image>",
+        "what",
+        "is",
+        "this",
+        "?",
+        "how",
+        "many",
+        "objects",
+    ]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="<s>").save_pretrained(path)
+
+
+def tiny_llava(path, seed: int = 0):
+    """A randomly initialised LLaVA-1.5-style model (CLIP tower 32 px / patch 8, 2-layer Llama) saved to ``path``."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    small = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+    text = tf.LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+    cfg = tf.LlavaConfig(vision_config=tf.CLIPVisionConfig(intermediate_size=64, **small), text_config=text,
+                         image_token_index=4)  # fmt: skip
+    model = tf.LlavaForConditionalGeneration(cfg)
+    write_tiny_tokenizer(path)
+    model.save_pretrained(path)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny_llava")
+    tiny_llava(path)
+    return path

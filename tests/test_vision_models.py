@@ -89,16 +89,6 @@ def test_vocabulary_errors(vlm):
         load_vision("openai/clip-vit-base-patch32", allow_network=False)
 
 
-def _tiny_tokenizer(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["[UNK]", "<s>", "USER:", "ASSISTANT:", "<image>", "what", "is", "this", "?"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="<s>").save_pretrained(path)
-
-
 @pytest.mark.parametrize("kind", ["clip", "vit", "dinov2", "llava"])
 def test_hub_paths_on_tiny_random_configs(tmp_path, kind):
     import transformers as tf
@@ -114,12 +104,9 @@ def test_hub_paths_on_tiny_random_configs(tmp_path, kind):
     elif kind == "dinov2":
         model = tf.Dinov2Model(tf.Dinov2Config(mlp_ratio=2, **small))
     else:
-        text = tf.LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
-        cfg = tf.LlavaConfig(vision_config=tf.CLIPVisionConfig(intermediate_size=64, **small), text_config=text,
-                             image_token_index=4)  # fmt: skip
-        model = tf.LlavaForConditionalGeneration(cfg)
-        _tiny_tokenizer(tmp_path)
+        from conftest import tiny_llava
+
+        model = tiny_llava(tmp_path)
     model.save_pretrained(tmp_path)
     assert list(tmp_path.glob("*.safetensors"))
     loaded = load_vision(str(tmp_path))

@@ -166,8 +166,9 @@ def build_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             source, scene_index, example, upload = image_input_components(EXAMPLES)
-            model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True, label="Model")
-            question = gr.Textbox(value="how many objects ?", label="Question (scene vocabulary)")
+            model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True,
+                                label="Model (scene-vlm, or a LLaVA-style folder / hub id)")  # fmt: skip
+            question = gr.Textbox(value="how many objects ?", label="Question (scene-vlm: scene vocabulary)")
             method = gr.Dropdown(list(METHODS), value="flowcut", label="Method")
             keep = gr.Slider(0.05, 1.0, value=0.25, step=0.01, label="Kept fraction of image tokens")
             layer = gr.Slider(

@@ -149,6 +149,20 @@ def capture(layers, which: tuple[int, ...], store: dict):
             h.remove()
 
 
+def run_encoder_whole(enc, pixels, policy: Policy | None, feature_layer: int):
+    """The encoder in one forward (CLIP towers), with ``policy.capture_layers`` hooked; no pruning inside it.
+    Same returns as :func:`run_vit`; every layer saw all tokens."""
+    want = tuple(sorted(policy.capture_layers)) if policy else ()
+    store: dict = {}
+    with torch.no_grad(), capture(enc.layers, want, store):
+        out = enc.model(pixel_values=pixels, output_hidden_states=True)
+    h = out.hidden_states[feature_layer]
+    feats = h[:, enc.n_prefix :]
+    B, N = feats.shape[:2]
+    ids = torch.arange(N)[None].expand(B, -1)
+    return feats, ids, [], store, [int(h.shape[1])] * enc.n_layers, None
+
+
 def _vit_parts(enc):
     """(embeddings module, layers, final layernorm or None, heads module or None) of a ViT-type encoder."""
     if enc.kind == "scene-vit":
@@ -231,8 +245,12 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     """The scene VLM on images [B, 3, S, S] (normalised) and questions [B, Q, QLEN] (token ids), pruned by
     ``policy``. The prompt is ``<bos> image tokens question``, as :class:`engine.vision.vlm.SceneVLM` builds it.
     """
-    if vlm.kind != "scene-vlm":
-        raise InputError(f"{vlm.name}: the pruning runner takes the scene VLM (question token ids)")
+    if vlm.kind not in ("scene-vlm", "llava"):
+        raise InputError(f"{vlm.name}: the pruning runner takes the scene VLM or a LLaVA-style model")
+    if not vlm.drop_cls:
+        raise InputError(
+            f"{vlm.name}: token pruning needs LLaVA's 'default' feature strategy (patch tokens only)"
+        )
     t_start = time.perf_counter()
     timer = [0.0]
     enc = vlm.encoder
@@ -240,9 +258,13 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     f = vlm.feature_layer
     n_run = L + 1 + f if f < 0 else f
     place = policy.place if policy else "none"
-    feats, ids, stages, caps, vit_len, vit_logits = run_vit(
-        enc, pixels, policy if place in ("vit", "pre-lm") else None, n_run, heads=vit_heads, timer=timer
-    )
+    enc_policy = policy if place in ("vit", "pre-lm") else None
+    if enc.kind == "clip" and place != "vit":  # CLIP's layers take extra masks: one whole forward with hooks
+        feats, ids, stages, caps, vit_len, vit_logits = run_encoder_whole(enc, pixels, enc_policy, f)
+    else:
+        feats, ids, stages, caps, vit_len, vit_logits = run_vit(
+            enc, pixels, enc_policy, n_run, heads=vit_heads, timer=timer
+        )
     B, N = feats.shape[0], enc.n_patches
     scores = None
     groups = None
@@ -286,11 +308,11 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
 
 
 def _embed_prompt(vlm, img, q):
-    from engine.vision import scenes
-
+    """(embedded ``prefix + image`` [B, P + n, d], embedded question tokens [BQ, Lq, d])."""
     emb = vlm.lm.get_input_embeddings()
-    bos = emb(torch.full((img.shape[0], 1), scenes.TOKEN_ID["<bos>"], dtype=torch.long))
-    return torch.cat([bos, img.to(bos.dtype)], 1), emb(q)
+    prefix = torch.tensor(vlm.prefix_ids(), dtype=torch.long)[None].expand(img.shape[0], -1)
+    pre = emb(prefix)
+    return torch.cat([pre, img.to(pre.dtype)], 1), emb(q)
 
 
 def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
@@ -298,7 +320,7 @@ def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
     image's Q questions (exact: the prefix never sees the question under the causal mask).
 
     ``ids`` [B, n] (the patch each image token stands for): the tokens keep the RoPE positions they have in the
-    full sequence (``<bos>`` 0, patch j at 1 + j, the question after all N patches), as inside the LM and as the
+    full sequence (prefix 0..P-1, patch j at P + j, the question after all N patches), as inside the LM and as the
     scene VLM was trained with dropped tokens; without ``ids`` the positions are 0..len-1."""
     from transformers import DynamicCache
 
@@ -308,8 +330,9 @@ def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
         Tq = qe.shape[1]
         cache = DynamicCache(config=vlm.lm.config)
         if ids is not None:
-            pos = torch.cat([torch.zeros(B, 1, dtype=torch.long), ids.long() + 1], 1)
-            q0 = 1 + vlm.encoder.n_patches
+            P = Tp - ids.shape[1]  # prefix tokens (<bos>, or LLaVA's "USER: ")
+            pos = torch.cat([torch.arange(P)[None].expand(B, -1), ids.long() + P], 1)
+            q0 = P + vlm.encoder.n_patches
         else:
             pos = torch.arange(Tp)[None].expand(B, -1)
             q0 = Tp
@@ -339,7 +362,8 @@ def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
         x = torch.cat([pre, qe], 1)
     BQ = x.shape[0]
     pos = torch.arange(x.shape[1])[None].expand(BQ, -1)
-    s0, s1 = 1, 1 + img.shape[1]
+    s0 = pre.shape[1] - img.shape[1]  # image span after the prefix
+    s1 = s0 + img.shape[1]
     lm_len = []
     attn_store: dict[int, torch.Tensor] = {}
     handles = [
@@ -348,10 +372,15 @@ def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
     ]
     try:
         with torch.no_grad():
+            cos_sin = base.rotary_emb(x, pos)  # rotary tables: recomputed only when the positions change
             for i, layer in enumerate(base.layers):
                 t0 = time.perf_counter()
-                state = {"x": x, "pos": pos, "span": (s0, s1), "base": base, "attn": attn_store, "ids": ids}
+                state = {"x": x, "pos": pos, "span": (s0, s1), "base": base, "attn": attn_store, "ids": ids,
+                         "cos_sin": cos_sin}  # fmt: skip
                 sel = policy.lm_select(i, state)
+                timer[0] += (
+                    time.perf_counter() - t0
+                )  # the scoring; applying the choice is shared with controls
                 if sel is not None:
                     ids = torch.gather(ids, 1, sel)
                     img_h = torch.gather(x[:, s0:s1], 1, sel[..., None].expand(-1, -1, x.shape[-1]))
@@ -359,12 +388,12 @@ def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
                     x = torch.cat([x[:, :s0], img_h, x[:, s1:]], 1)
                     pos = torch.cat([pos[:, :s0], img_p, pos[:, s1:]], 1)
                     s1 = s0 + sel.shape[1]
+                    cos_sin = base.rotary_emb(x, pos)
                     stages.append({"place": "lm", "layer": i, "kept": ids.numpy().copy()})
                     if "scores" in policy.info:
                         scores = policy.info["scores"]
-                timer[0] += time.perf_counter() - t0
                 T = x.shape[1]
-                x = _call(layer, x, causal_mask(T, x.dtype), pos, base.rotary_emb(x, pos))
+                x = _call(layer, x, causal_mask(T, x.dtype), pos, cos_sin)
                 lm_len.append(int(T))
             logits = head(base.norm(x[:, -1:]))[:, -1]
     finally:
@@ -390,8 +419,13 @@ def lm_flops(cfg, lengths: list[int]) -> float:
 
 def run_cost(vlm, out: RunOut) -> dict[str, Any]:
     """FLOPs of one prefill (encoder + projector + LM for one question) from the lengths the run recorded."""
-    enc_cfg = vlm.extra.get("module").vit.config if "module" in vlm.extra else None
-    lm_cfg = vlm.lm.config
+    enc_cfg = (
+        vlm.extra["module"].vit.config
+        if "module" in vlm.extra
+        else getattr(vlm.encoder.model, "config", None)
+    )
+    enc_cfg = getattr(enc_cfg, "vision_config", enc_cfg)
+    lm_cfg = getattr(vlm.lm.config, "text_config", vlm.lm.config)  # LLaVA: its language model's config
     vf = vit_flops(enc_cfg, out.vit_lengths) if enc_cfg is not None else 0.0
     if enc_cfg is not None and out.extra_vit_lengths:  # a policy's own encoder pass (flowcut-select)
         vf += vit_flops(enc_cfg, out.extra_vit_lengths)

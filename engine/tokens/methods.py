@@ -64,10 +64,10 @@ def feature_layers(vlm) -> int:
 
 
 def _check_vlm(vlm, name: str) -> None:
-    if getattr(vlm, "kind", None) != "scene-vlm":
+    if getattr(vlm, "kind", None) not in ("scene-vlm", "llava"):
         raise InputError(
-            f"{name} needs the scene VLM (model 'scene-vlm'): it prunes the image tokens a language model reads; "
-            f"{getattr(vlm, 'name', vlm)!r} is not one"
+            f"{name} needs a vision-language model (the scene VLM or a LLaVA-style model): it prunes the image "
+            f"tokens a language model reads; {getattr(vlm, 'name', vlm)!r} is not one"
         )
 
 
@@ -298,10 +298,12 @@ def pdrop_stages(n_layers: int) -> tuple[int, ...]:
     return tuple(sorted({min(n_layers - 1, max(1, round(b * n_layers / 32))) for b in (8, 16, 24)}))
 
 
-def pdrop_attention(layer, x: torch.Tensor, pos: torch.Tensor, rotary, span: tuple[int, int]) -> torch.Tensor:
+def pdrop_attention(
+    layer, x: torch.Tensor, pos: torch.Tensor, rotary, span: tuple[int, int], cos_sin=None
+) -> torch.Tensor:
     """Attention [BQ, n] from the last token to the image tokens, as layer ``layer`` would compute it on its
     input ``x`` [BQ, T, d]: its input norm, q/k projections, RoPE at ``pos``, fp32 softmax over all T keys,
-    mean over heads (PyramidDrop's ranking)."""
+    mean over heads (PyramidDrop's ranking). ``cos_sin``: the rotary tables for ``pos`` if already computed."""
     from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
 
     att = layer.self_attn
@@ -310,7 +312,7 @@ def pdrop_attention(layer, x: torch.Tensor, pos: torch.Tensor, rotary, span: tup
     dh = att.head_dim
     q = att.q_proj(hn[:, -1:]).view(B, 1, -1, dh).transpose(1, 2)  # [B, H, 1, dh]
     k = att.k_proj(hn).view(B, T, -1, dh).transpose(1, 2)  # [B, Hkv, T, dh]
-    cos, sin = rotary(x, pos)  # [B, T, dh]
+    cos, sin = cos_sin if cos_sin is not None else rotary(x, pos)  # [B, T, dh]
     cos, sin = cos[:, None], sin[:, None]
     q = q * cos[:, :, -1:] + rotate_half(q) * sin[:, :, -1:]
     k = k * cos + rotate_half(k) * sin
@@ -345,7 +347,7 @@ def pyramiddrop(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
             return None
         if control:
             return random_keep(B, n, n_keep, seed, salt * 31 + i)
-        s = pdrop_attention(base.layers[i], x, pos, base.rotary_emb, span)
+        s = pdrop_attention(base.layers[i], x, pos, base.rotary_emb, span, st.get("cos_sin"))
         sc = torch.full((B, N), float("nan"))
         sc.scatter_(1, st["ids"], s.float())
         pol.info["scores"] = sc

@@ -83,10 +83,10 @@ def _load(model: str, allow_network: bool | None):
     from engine.vision.loading import load_vision
 
     m = load_vision(model or "scene-vlm", allow_network=allow_network)
-    if getattr(m, "kind", None) != "scene-vlm":
+    if getattr(m, "kind", None) not in ("scene-vlm", "llava"):
         raise InputError(
             f"{model!r} is a {getattr(m, 'kind', type(m).__name__)} model: token pruning needs a vision-language "
-            "model that reads image tokens; the runner takes the scene VLM ('scene-vlm')"
+            "model that reads image tokens (the scene VLM 'scene-vlm' or a LLaVA-style model)"
         )
     return m
 

@@ -127,6 +127,16 @@ class VisionLanguageModel:
                 feats = feats[:, self.encoder.n_prefix :]
             return self.projector(feats)
 
+    def prefix_ids(self) -> list[int]:
+        """Token ids before the image: ``<bos>`` for the scene VLM, the tokenised ``USER: `` for LLaVA."""
+        if self.kind == "scene-vlm":
+            from engine.vision import scenes
+
+            return [scenes.TOKEN_ID["<bos>"]]
+        if self.tokenizer is None:
+            raise InputError(f"model {self.name!r} has no tokenizer in its folder")
+        return list(self.tokenizer("USER: ", add_special_tokens=True)["input_ids"])
+
     def prompt_ids(self, question: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the image for a question (the scene VLM: ``<bos>`` | padded question)."""
         if self.kind == "scene-vlm":
@@ -147,10 +157,8 @@ class VisionLanguageModel:
             return [scenes.TOKEN_ID["<bos>"]], ids
         if self.tokenizer is None:
             raise InputError(f"model {self.name!r} has no tokenizer in its folder")
-        before, after = "USER: ", f"\n{question} ASSISTANT:"
-        pre = self.tokenizer(before, add_special_tokens=True)["input_ids"]
-        post = self.tokenizer(after, add_special_tokens=False)["input_ids"]
-        return list(pre), list(post)
+        post = self.tokenizer(f"\n{question} ASSISTANT:", add_special_tokens=False)["input_ids"]
+        return self.prefix_ids(), list(post)
 
     def build(
         self, img_embeds, prefix: list[int], suffix: list[int], keep=None, keep_positions: bool = False
