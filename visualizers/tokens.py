@@ -87,10 +87,11 @@ def side_by_side(images: list[Image.Image], *, cols: int = 4) -> Image.Image:
     """Tile overlays (same size) into one picture, ``cols`` per row."""
     w, h = images[0].size
     rows = -(-len(images) // cols)
-    out = Image.new("RGB", (min(cols, len(images)) * (w + 6), rows * (h + 6)), "white")
+    top = 28  # a blank band: the image component's label sits over the top-left corner
+    out = Image.new("RGB", (min(cols, len(images)) * (w + 6), top + rows * (h + 6)), "white")
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
-        out.paste(im, (c * (w + 6), r * (h + 6)))
+        out.paste(im, (c * (w + 6), top + r * (h + 6)))
     return out
 
 
@@ -193,6 +194,7 @@ def pareto_caption(table: dict) -> str:
     return (
         f"Scene VLM on the first {table['n_scenes']} validation scenes ({table['n_questions']} questions), "
         f"{table['backend']}. Random controls: {len(table['seeds'])} seeds, at the same place as each method "
-        "(before the LM for CLS attention, Turbo and LLaVolta; inside the ViT on FlowCut's own schedule; at "
-        "PyramidDrop's stages; at FastV's layer). The model never saw pruned sequences during training."
+        "(before the LM for CLS attention, Turbo, LLaVolta and flowcut-select; inside the ViT on FlowCut's own "
+        "schedule; at PyramidDrop's stages; at FastV's layer). The VLM was trained with randomly dropped image "
+        "tokens; its ViT was not, so pruning inside the ViT shifts the features the LM reads."
     )
