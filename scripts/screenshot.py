@@ -38,8 +38,11 @@ def main() -> None:
         page.wait_for_selector("button[role=tab]", timeout=60000)
         if a.tab:
             page.get_by_role("tab", name=a.tab).click()
-        for label in a.click:
-            page.get_by_role("button", name=label, exact=True).first.click()
+        for label in a.click:  # a button, or else a (sub-)tab of that name
+            target = page.get_by_role("button", name=label, exact=True)
+            if not target.count():
+                target = page.get_by_role("tab", name=label, exact=True)
+            target.first.click()
             page.wait_for_timeout(a.wait * 1000)
         page.screenshot(path=a.out, full_page=True)
         browser.close()
