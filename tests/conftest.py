@@ -88,12 +88,13 @@ def write_tiny_tokenizer(path) -> None:
 
 
 def tiny_llava(path, seed: int = 0):
-    """A randomly initialised LLaVA-1.5-style model (CLIP tower 32 px / patch 8, 2-layer Llama) saved to ``path``."""
+    """A randomly initialised LLaVA-1.5-style model (4-layer CLIP tower, 32 px / patch 8; 4-layer Llama) saved to
+    ``path``: enough encoder layers for FlowCut to prune inside the tower before the layer the LM reads."""
     import torch
     import transformers as tf
 
     torch.manual_seed(seed)
-    small = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+    small = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2)
     text = tf.LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                           num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
     cfg = tf.LlavaConfig(vision_config=tf.CLIPVisionConfig(intermediate_size=64, **small), text_config=text,

@@ -68,6 +68,29 @@ def test_methods_run_on_llava(llava, tiny_llava_dir, image, method, params):
     assert isinstance(r.answer_full, str) and isinstance(r.answer_pruned, str)
 
 
-def test_flowcut_inside_clip_is_refused_clearly(llava, tiny_llava_dir, image):
-    with pytest.raises(InputError, match="inside the encoder"):
-        prune_image(image, method="flowcut", keep=0.5, model=str(tiny_llava_dir))
+def test_layer_by_layer_clip_matches_its_forward(llava, image):
+    px, _ = _inputs(llava, image)
+    feats, ids, *_ = core.run_vit(llava.encoder, px, None, M.feature_layers(llava))
+    with torch.no_grad():
+        ref = llava.encoder.model(pixel_values=px, output_hidden_states=True).hidden_states[
+            llava.feature_layer
+        ]
+    torch.testing.assert_close(feats, ref[:, 1:], atol=1e-5, rtol=1e-5)
+    assert ids.shape == (1, 16)
+
+
+@pytest.mark.parametrize("method", ["flowcut", "flowcut-select"])
+def test_flowcut_inside_the_clip_tower(llava, tiny_llava_dir, image, method):
+    r = prune_image(image, method=method, keep=0.5, model=str(tiny_llava_dir))
+    assert len(r.kept) == 8 and r.place == ("vit" if method == "flowcut" else "pre-lm")
+    ctl = prune_image(image, method=method, keep=0.5, model=str(tiny_llava_dir), control=True)
+    assert len(ctl.kept) == 8
+
+
+def test_not_a_vlm_is_refused(tiny_llava_dir, image, tmp_path):
+    import transformers as tf
+
+    tf.CLIPVisionModel(tf.CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)  # fmt: skip
+    with pytest.raises(InputError, match="vision-language"):
+        prune_image(image, method="fastv", keep=0.5, model=str(tmp_path))

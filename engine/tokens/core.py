@@ -170,9 +170,12 @@ def _vit_parts(enc):
         return base.embeddings, enc.layers, base.layernorm, getattr(enc, "extra_vit", None)
     if enc.kind in ("vit", "dinov2"):
         return enc.model.embeddings, enc.layers, getattr(enc.model, "layernorm", None), None
+    if enc.kind == "clip":  # CLIPVisionModel (LLaVA's tower): embeddings, then pre_layrnorm, then the layers
+        base = getattr(enc.model, "vision_model", enc.model)
+        return (lambda px: base.pre_layrnorm(base.embeddings(px))), enc.layers, None, None
     raise InputError(
-        f"{enc.name}: pruning inside the encoder is wired for ViT-type encoders (scene-vit, ViT, DINOv2), "
-        f"not {enc.kind!r}; use a method that acts before the LM"
+        f"{enc.name}: pruning inside the encoder is wired for ViT, DINOv2 and CLIP encoders, not {enc.kind!r}; "
+        "use a method that acts before the LM"
     )
 
 
@@ -196,7 +199,10 @@ def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = Fal
     for li in range(total):
         store: dict = {}
         with torch.no_grad(), capture(layers, (li,) if li in want else (), store):
-            h = layers[li](h)
+            h = (
+                layers[li](h, None) if enc.kind == "clip" else layers[li](h)
+            )  # CLIP layers take a mask argument
+            h = h[0] if isinstance(h, tuple) else h
         if li in store:
             caps[li] = store[li]
         lengths.append(int(h.shape[1]))

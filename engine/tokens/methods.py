@@ -216,6 +216,11 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0, counts: list[int] 
     N, p = enc.n_patches, enc.n_prefix
     k = keep_count(keep, N)
     sl = feature_layers(vlm) - 1
+    if sl < 1:
+        raise InputError(
+            f"FlowCut prunes inside the encoder before the layer the LM reads; {vlm.name!r} reads layer "
+            f"{sl + 1} of its encoder, which leaves no layer to prune at"
+        )
     state: dict = {"S": None, "full": torch.full((1, N), float("nan")), "counts": []}
 
     def select(li, cap, ids):
