@@ -149,20 +149,6 @@ def capture(layers, which: tuple[int, ...], store: dict):
             h.remove()
 
 
-def run_encoder_whole(enc, pixels, policy: Policy | None, feature_layer: int):
-    """The encoder in one forward (CLIP towers), with ``policy.capture_layers`` hooked; no pruning inside it.
-    Same returns as :func:`run_vit`; every layer saw all tokens."""
-    want = tuple(sorted(policy.capture_layers)) if policy else ()
-    store: dict = {}
-    with torch.no_grad(), capture(enc.layers, want, store):
-        out = enc.model(pixel_values=pixels, output_hidden_states=True)
-    h = out.hidden_states[feature_layer]
-    feats = h[:, enc.n_prefix :]
-    B, N = feats.shape[:2]
-    ids = torch.arange(N)[None].expand(B, -1)
-    return feats, ids, [], store, [int(h.shape[1])] * enc.n_layers, None
-
-
 def _vit_parts(enc):
     """(embeddings module, layers, final layernorm or None, heads module or None) of a ViT-type encoder."""
     if enc.kind == "scene-vit":
@@ -185,6 +171,7 @@ def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = Fal
     Returns (patch features [B, k, d] of the kept patches, ids [B, k], stages, captures, lengths, vit_logits).
     """
     emb, layers, norm, vit_heads = _vit_parts(enc)
+    extra = (None,) if enc.kind == "clip" else ()  # CLIP's layers take an attention-mask argument
     p = enc.n_prefix
     with torch.no_grad():
         h = emb(pixels)  # [B, p + N, d]
@@ -199,9 +186,7 @@ def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = Fal
     for li in range(total):
         store: dict = {}
         with torch.no_grad(), capture(layers, (li,) if li in want else (), store):
-            h = (
-                layers[li](h, None) if enc.kind == "clip" else layers[li](h)
-            )  # CLIP layers take a mask argument
+            h = layers[li](h, *extra)
             h = h[0] if isinstance(h, tuple) else h
         if li in store:
             caps[li] = store[li]
@@ -248,8 +233,9 @@ def _project(vlm, feats, ids):
 
 
 def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: bool = False) -> RunOut:
-    """The scene VLM on images [B, 3, S, S] (normalised) and questions [B, Q, QLEN] (token ids), pruned by
-    ``policy``. The prompt is ``<bos> image tokens question``, as :class:`engine.vision.vlm.SceneVLM` builds it.
+    """The scene VLM or a LLaVA-style model on images [B, 3, S, S] (normalised) and questions [B, Q, L] (token
+    ids of the text after the image), pruned by ``policy``. The prompt is ``prefix image-tokens question``
+    (prefix: ``<bos>``, or LLaVA's ``USER: ``), as :meth:`VisionLanguageModel.build` lays it out.
     """
     if vlm.kind not in ("scene-vlm", "llava"):
         raise InputError(f"{vlm.name}: the pruning runner takes the scene VLM or a LLaVA-style model")
@@ -264,13 +250,9 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     f = vlm.feature_layer
     n_run = L + 1 + f if f < 0 else f
     place = policy.place if policy else "none"
-    enc_policy = policy if place in ("vit", "pre-lm") else None
-    if enc.kind == "clip" and place != "vit":  # CLIP's layers take extra masks: one whole forward with hooks
-        feats, ids, stages, caps, vit_len, vit_logits = run_encoder_whole(enc, pixels, enc_policy, f)
-    else:
-        feats, ids, stages, caps, vit_len, vit_logits = run_vit(
-            enc, pixels, enc_policy, n_run, heads=vit_heads, timer=timer
-        )
+    feats, ids, stages, caps, vit_len, vit_logits = run_vit(
+        enc, pixels, policy if place in ("vit", "pre-lm") else None, n_run, heads=vit_heads, timer=timer
+    )
     B, N = feats.shape[0], enc.n_patches
     scores = None
     groups = None

@@ -283,14 +283,13 @@ def flowcut_select(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
         B = feats.shape[0]
         if control:
             return random_keep(B, N, k, seed, salt), None
-        kept, scores, lengths = [], [], []
-        for b in range(B):
+        kept, scores = [], []
+        for b in range(B):  # FlowCut's token counts depend on each image
             pol = flowcut(vlm, keep=keep)
             _, ids, _, _, vit_len, _ = run_vit(vlm.encoder, pixels[b : b + 1], pol, feature_layers(vlm))
             kept.append(ids.sort(1).values)
             scores.append(pol.info["scores"])
-            lengths.append(vit_len)
-        info["extra_vit_lengths"] = lengths[0]
+        info["extra_vit_lengths"] = vit_len
         info["schedule"] = pol.info["schedule"]
         return torch.cat(kept), torch.cat(scores)
 

@@ -162,9 +162,8 @@ def train_vlm(
                 feats = vlm.image_features(b.images)
             emb = vlm.projector(feats).repeat_interleave(Q, 0)
             kk = kept.repeat_interleave(Q, 0) if kept is not None else None
-            logits = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=True, logits_to_keep=1).logits[
-                :, -1
-            ]
+            out = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=True, logits_to_keep=1)
+            logits = out.logits[:, -1]
         w = torch.ones(len(a), device=dev)
         w[torch.as_tensor(b.qtypes, device=dev).flatten() == scenes.QTYPES.index("relation")] = (
             relation_weight
