@@ -44,6 +44,11 @@ def test_recomputed_attention_equals_eager_attention_with_dropped_tokens():
             mine = g.attention(r)
             ma, mb = grounding.patch_masks(b, rows, sa, sb, kept, "cpu")
             loss = g.loss(r, ma, mb, (1, 71))
+            tgt, ok = grounding.position_targets(b, rows, sa, sb, "cpu")
+            loss_p = g.position_loss(r, tgt, ok)
+            head0 = g._o[r, :32]
+            a = g.attn
+            v = a.v_proj(g._h[r]).view(len(r), -1, a.k_proj.out_features // a.head_dim, a.head_dim)[:, :, 0]
     finally:
         g.close()
         vlm.lm.config._attn_implementation = before
@@ -57,3 +62,12 @@ def test_recomputed_attention_equals_eager_attention_with_dropped_tokens():
     has = ma.any(1)
     assert torch.isfinite(loss) and loss > 0
     assert (mass[has] < 1).all()
+    # the position-read aid sees head 0's real output: its attention times the values, at the last token
+    assert torch.allclose(head0, torch.einsum("rt,rtd->rd", ref[:, 0], v), atol=1e-4)
+    half = S.IMAGE_SIZE / 2
+    for i, (row, a, o) in enumerate(zip(rows, sa, sb)):
+        assert np.allclose(tgt[i, :2].numpy() * half + half, b.center[row // Q, a], atol=1e-4)
+        assert ok[i].tolist() == [1, 1, float(o >= 0), float(o >= 0)]
+    assert (
+        abs(loss_p.item() - (tgt**2 * ok).sum().item() / ok.sum().item()) < 1e-6
+    )  # the probe starts at zero

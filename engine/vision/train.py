@@ -139,16 +139,19 @@ def drop_tokens(
 def train_vlm(
     vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log, relation_weight: float = 1.0,
     position_aux: float = 0.0, one_sided: float = 0.0, token_drop: float = 0.0, start: int = 10_000_000, seed: int = 0,
-    ground_weight: float = 0.0, ground_layer: int = 2,
+    ground_weight: float = 0.0, ground_layer: int = 2, position_weight: float = 0.0,
 ) -> dict:  # fmt: skip
     vlm.vit.requires_grad_(False).eval()
+    ground = None
+    if ground_weight > 0 or position_weight > 0:
+        ground = grounding.AttentionGrounding(vlm.lm, ground_layer)
     params = list(vlm.projector.parameters()) + list(vlm.lm.parameters())
+    params += list(ground.probe.parameters()) if ground is not None else []
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     vlm.projector.train()
     vlm.lm.train()
     Q = len(scenes.QTYPES)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-    ground = grounding.AttentionGrounding(vlm.lm, ground_layer) if ground_weight > 0 else None
     t0, step, hist = time.perf_counter(), 0, []
     while (el := time.perf_counter() - t0) < seconds:
         for g in opt.param_groups:
@@ -171,24 +174,29 @@ def train_vlm(
             relation_weight
         )
         loss = (F.cross_entropy(logits.float(), a, reduction="none") * w).sum() / w.sum()
-        loss_g = torch.zeros((), device=dev)
+        loss_g = loss_p = torch.zeros((), device=dev)
         if ground is not None:
             rows, sa, sb = grounding.object_targets(b)
             if len(rows):
-                ma, mb = grounding.patch_masks(b, rows, sa, sb, kept, dev)
-                n_img = vlm.n_image_tokens if kept is None else kept.shape[1]
-                loss_g = ground.loss(torch.as_tensor(rows, device=dev), ma, mb, (1, 1 + n_img))
-                loss = loss + ground_weight * loss_g
+                rows_t = torch.as_tensor(rows, device=dev)
+                if ground_weight > 0:
+                    ma, mb = grounding.patch_masks(b, rows, sa, sb, kept, dev)
+                    n_img = vlm.n_image_tokens if kept is None else kept.shape[1]
+                    loss_g = ground.loss(rows_t, ma, mb, (1, 1 + n_img))
+                if position_weight > 0:
+                    loss_p = ground.position_loss(rows_t, *grounding.position_targets(b, rows, sa, sb, dev))
+                loss = loss + ground_weight * loss_g + position_weight * loss_p
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 100 == 0:
             acc = (logits.argmax(-1) == a).float().mean().item()
             rel = torch.as_tensor(b.qtypes, device=dev).flatten() == scenes.QTYPES.index("relation")
             rel_acc = (logits.argmax(-1) == a)[rel].float().mean().item() if rel.any() else float("nan")
             rec = {"step": step, "s": round(el, 1), "loss": round(loss.item(), 4), "acc": round(acc, 4),
-                   "relation_acc": round(rel_acc, 4), "ground": round(loss_g.item(), 4)}  # fmt: skip
+                   "relation_acc": round(rel_acc, 4), "ground": round(loss_g.item(), 4),
+                   "position": round(loss_p.item(), 4), "grad_norm": round(gnorm.item(), 3)}  # fmt: skip
             hist.append(rec)
             log(f"vlm {rec}")
         step += 1
@@ -366,6 +374,12 @@ def main(argv: list[str] | None = None) -> dict:
         default=0.0,
         help="weight of the attention-grounding aid for relation questions (engine/vision/grounding.py)",
     )
+    ap.add_argument(
+        "--position-weight",
+        type=float,
+        default=0.0,
+        help="weight of the position-read aid (object centres regressed from the grounded heads)",
+    )
     ap.add_argument("--ground-layer", type=int, default=2, help="decoder layer whose heads 0/1 are grounded")
     ap.add_argument("--vlm-start", type=int, default=10_000_000, help="first training scene index of the VLM")
     ap.add_argument(
@@ -427,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
     vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log,
                         relation_weight=a.relation_weight, position_aux=a.position_aux, one_sided=a.one_sided,
                         token_drop=a.token_drop, start=a.vlm_start, seed=a.seed, ground_weight=a.ground_weight,
-                        ground_layer=a.ground_layer)  # fmt: skip
+                        ground_layer=a.ground_layer, position_weight=a.position_weight)  # fmt: skip
     train_s = time.perf_counter() - t_all
     vlm.eval()
     _round_fp16(vlm)
