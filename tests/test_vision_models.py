@@ -44,8 +44,8 @@ def test_card_and_sizes():
 def test_vlm_accuracy_above_majority(vlm, val, preds):
     ans, qt = val.answers.reshape(-1), val.qtypes.reshape(-1)
     acc = float((preds == ans).mean())
-    assert acc > 0.8, acc  # measured 0.924 on 2000 scenes; majority answers average 0.375
-    for t in ("count", "colour", "shape", "exist", "all"):  # relation is at chance: see CARD.md
+    assert acc > 0.85, acc  # measured 0.981 on 2000 scenes; majority answers average 0.375
+    for t in S.QTYPES:  # relation measured 0.890 against 0.502
         m = qt == S.QTYPES.index(t)
         majority = max(np.unique(ans[m], return_counts=True)[1]) / m.sum()
         assert (preds[m] == ans[m]).mean() > majority + 0.15, t
