@@ -159,7 +159,7 @@ def plot_pareto(table: dict) -> go.Figure:
                                      mode="lines", line={"color": col, "dash": "dot", "width": 1.5},
                                      name=f"random at {name}'s place"))  # fmt: skip
     fig.add_hline(y=full, line={"dash": "dash", "color": "black"}, annotation_text=f"all tokens {full:.3f}",
-                  annotation_position="top left")  # fmt: skip
+                  annotation_position="top")  # fmt: skip
     fig.update_layout(
         xaxis={"title": "kept fraction of image tokens", "type": "log", "tickvals": keeps + [1.0]},
         yaxis={"title": f"VLM accuracy ({table['n_questions']} val questions)"},
