@@ -308,21 +308,11 @@ def pdrop_attention(
     """Attention [BQ, n] from the last token to the image tokens, as layer ``layer`` would compute it on its
     input ``x`` [BQ, T, d]: its input norm, q/k projections, RoPE at ``pos``, fp32 softmax over all T keys,
     mean over heads (PyramidDrop's ranking). ``cos_sin``: the rotary tables for ``pos`` if already computed."""
-    from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+    from engine.vision.vlm import last_token_attention
 
-    att = layer.self_attn
-    hn = layer.input_layernorm(x)
-    B, T, _ = hn.shape
-    dh = att.head_dim
-    q = att.q_proj(hn[:, -1:]).view(B, 1, -1, dh).transpose(1, 2)  # [B, H, 1, dh]
-    k = att.k_proj(hn).view(B, T, -1, dh).transpose(1, 2)  # [B, Hkv, T, dh]
     cos, sin = cos_sin if cos_sin is not None else rotary(x, pos)  # [B, T, dh]
-    cos, sin = cos[:, None], sin[:, None]
-    q = q * cos[:, :, -1:] + rotate_half(q) * sin[:, :, -1:]
-    k = k * cos + rotate_half(k) * sin
-    k = repeat_kv(k, att.num_key_value_groups)
-    w = torch.softmax((q @ k.transpose(-1, -2)).float() * att.scaling, -1)  # [B, H, 1, T]
-    return w[:, :, 0, span[0] : span[1]].mean(1)
+    w = last_token_attention(layer.self_attn, layer.input_layernorm(x), cos, sin)  # [B, H, T]
+    return w[:, :, span[0] : span[1]].mean(1)
 
 
 @register("pyramiddrop", family="tokens", paper=PDROP, params=[KEEP],

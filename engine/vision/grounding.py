@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from engine.vision import scenes
+from engine.vision.vlm import last_token_attention
 
 __all__ = ["object_targets", "patch_masks", "position_targets", "AttentionGrounding"]
 
@@ -59,11 +60,6 @@ def object_targets(b: scenes.SceneBatch, min_cover: float = 0.0) -> tuple[np.nda
         sa.append(a)
         sb.append(bb)
     return np.array(rows, np.int64), np.array(sa, np.int64), np.array(sb, np.int64)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    h = x.shape[-1] // 2
-    return torch.cat([-x[..., h:], x[..., :h]], -1)
 
 
 class AttentionGrounding:
@@ -106,20 +102,10 @@ class AttentionGrounding:
 
     def attention(self, rows: torch.Tensor, heads: tuple[int, ...] = (0, 1)) -> torch.Tensor:
         """Softmax attention [R, len(heads), T] of the last token of sequences ``rows`` over all positions."""
-        a = self.attn
-        hd = a.head_dim
-        h = self._h[rows]  # [R, T, d]
         cos, sin = self._pe
         cos = cos[rows] if cos.shape[0] > 1 else cos
         sin = sin[rows] if sin.shape[0] > 1 else sin
-        q = a.q_proj(h[:, -1:]).view(len(rows), 1, -1, hd)[:, :, list(heads)]  # [R, 1, H, hd]
-        kv_heads = a.k_proj.out_features // hd
-        group = a.config.num_attention_heads // kv_heads
-        k = a.k_proj(h).view(len(rows), h.shape[1], kv_heads, hd)[:, :, [x // group for x in heads]]
-        q = q * cos[:, -1:, None] + _rotate_half(q) * sin[:, -1:, None]
-        k = k * cos[:, :, None] + _rotate_half(k) * sin[:, :, None]
-        logits = torch.einsum("rqhd,rthd->rht", q.float(), k.float()) * a.scaling
-        return logits.softmax(-1)
+        return last_token_attention(self.attn, self._h[rows], cos, sin)[:, list(heads)]
 
     def loss(
         self, rows: torch.Tensor, mask_a: torch.Tensor, mask_b: torch.Tensor, span: tuple[int, int]

@@ -20,7 +20,7 @@ from torch import nn
 
 from engine.vision import scenes
 
-__all__ = ["LMSpec", "lm_config", "Projector", "SceneVLM"]
+__all__ = ["LMSpec", "lm_config", "Projector", "SceneVLM", "last_token_attention"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,23 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     p = torch.cat([col, row], -1).reshape(grid * grid, -1)
     p = torch.nn.functional.pad(p, (0, dim - p.shape[1]))
     return p / p.norm(dim=-1, keepdim=True)
+
+
+def last_token_attention(attn, hn: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Softmax attention [B, H, T] of the last position over all T, as the Llama attention module ``attn``
+    computes it on its (already normed) input ``hn`` [B, T, d]: q/k projections, RoPE from ``cos``/``sin``
+    [B or 1, T, head_dim], keys shared by grouped heads, fp32 softmax. Serves PyramidDrop's ranking
+    (``engine.tokens.methods``) and the training-only grounding aid (``engine.vision.grounding``)."""
+    from transformers.models.llama.modeling_llama import repeat_kv, rotate_half
+
+    B, T, _ = hn.shape
+    dh = attn.head_dim
+    q = attn.q_proj(hn[:, -1:]).view(B, 1, -1, dh).transpose(1, 2)  # [B, H, 1, dh]
+    k = attn.k_proj(hn).view(B, T, -1, dh).transpose(1, 2)  # [B, Hkv, T, dh]
+    cos, sin = cos[:, None], sin[:, None]
+    q = q * cos[:, :, -1:] + rotate_half(q) * sin[:, :, -1:]
+    k = repeat_kv(k * cos + rotate_half(k) * sin, attn.num_key_value_groups)
+    return torch.softmax((q @ k.transpose(-1, -2)).float() * attn.scaling, -1)[:, :, 0]
 
 
 class Projector(nn.Module):
