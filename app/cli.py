@@ -13,7 +13,7 @@ import sys
 
 import app.commands
 from engine.registry import InputError
-from engine.results import to_jsonable
+from engine.results import Result, to_jsonable
 
 __all__ = ["build_parser", "main"]
 
@@ -44,18 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _list_methods() -> dict:
     from engine.registry import all_methods
 
-    return {
-        "methods": [
-            {
-                "name": m.name,
-                "family": m.family,
-                "paper": m.paper.cite() if m.paper else None,
-                "summary": m.summary,
-                "params": {p.name: p.default for p in m.params},
-            }
-            for m in sorted(all_methods(), key=lambda m: (m.family, m.name))
-        ]
-    }
+    return {"methods": [m.spec() for m in sorted(all_methods(), key=lambda m: (m.family, m.name))]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ValueError, FileNotFoundError) as e:
         print(f"redex {args.command}: error: {e}", file=sys.stderr)
         return 2
+    if isinstance(out, Result):
+        out = out.to_dict()  # the result's own serialiser: the same object the tab's downloads hold
     if getattr(args, "json", False) or render is None:
         print(json.dumps(to_jsonable(out), indent=None if getattr(args, "json", False) else 2))
     else:

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.config import cache_dir
+from engine.results import fingerprint
 
-__all__ = ["MemoryCache", "disk_get", "disk_put"]
+__all__ = ["MemoryCache", "ResultCache", "disk_get", "disk_put"]
 
 
 class MemoryCache:
@@ -66,3 +67,56 @@ def disk_put(namespace: str, key: str, value: dict[str, Any]) -> None:
     tmp = p.with_suffix(".tmp")
     tmp.write_text(json.dumps(value))
     tmp.replace(p)
+
+
+class ResultCache:
+    """Results keyed by input fingerprint, in memory (LRU) and, when ``load`` is given, on disk as JSON.
+
+    The one cache a family's ``compare`` / ``run`` functions use, so no tab keeps its own. ``version`` is part
+    of every key: bump it when the computation changes and old disk entries are simply never read again.
+
+    >>> cache = ResultCache("graphs-sweep", version=2, load=lambda d: d)   # doctest: +SKIP
+    >>> res = cache.get_or_compute(("karate", 0.3, "ssumm-l1"), compute)   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        version: int = 1,
+        maxsize: int = 32,
+        load: Callable[[dict[str, Any]], Any] | None = None,
+        dump: Callable[[Any], dict[str, Any]] | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.version = version
+        self.memory = MemoryCache(maxsize)
+        self._load = load
+        self._dump = dump or (lambda r: r.to_dict())
+
+    def key(self, parts: Any) -> str:
+        return fingerprint(self.namespace, self.version, parts)
+
+    def get_or_compute(self, parts: Any, compute: Callable[[], Any]) -> Any:
+        key = self.key(parts)
+
+        def from_disk_or_compute() -> Any:
+            if self._load is not None:
+                hit = disk_get(self.namespace, key)
+                if hit is not None:
+                    try:
+                        return self._load(hit)
+                    except (KeyError, TypeError, ValueError):
+                        pass  # an entry written by older code: recompute and overwrite
+            value = compute()
+            if self._load is not None:
+                disk_put(self.namespace, key, self._dump(value))
+            return value
+
+        return self.memory.get_or_compute(key, from_disk_or_compute)
+
+    def __contains__(self, parts: Any) -> bool:
+        return self.key(parts) in self.memory
+
+    def clear(self) -> None:
+        self.memory.clear()

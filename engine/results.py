@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Provenance", "Result", "Stopwatch", "fingerprint", "to_jsonable"]
+__all__ = ["Provenance", "Result", "ComparisonResult", "Stopwatch", "fingerprint", "to_jsonable", "from_dict"]
 
 ENGINE_VERSION = "0.1.0"
 
@@ -137,3 +137,34 @@ class Result:
         for row in rows:
             writer.writerow({k: to_jsonable(v) for k, v in row.items()})
         return buf.getvalue()
+
+
+@dataclass
+class ComparisonResult(Result):
+    """Two or more registered methods run on the same input with the same settings (DESIGN.md: comparison is
+    first class). One row per (method, setting) cell with its quality and cost numbers; families subclass it to
+    add their arrays (a curve, overlays, per-cell scenes) and keep ``rows`` as the table every export reads.
+    """
+
+    family: str = ""
+    methods: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        return {"comparison": self.rows}
+
+
+def from_dict(cls: type, d: dict[str, Any], *, arrays: tuple[str, ...] = ()) -> Any:
+    """Rebuild a :class:`Result` subclass from its :meth:`Result.to_dict` output (disk caches, JSON exports).
+
+    ``arrays`` names the fields that hold numpy arrays (JSON keeps them as nested lists).
+    """
+    d = dict(d)
+    prov = Provenance(**d.pop("provenance"))
+    names = {f.name for f in dataclasses.fields(cls)}
+    d = {k: v for k, v in d.items() if k in names}
+    for k in arrays:
+        if k in d and d[k] is not None:
+            d[k] = np.asarray(d[k], dtype=np.float64)
+    return cls(provenance=prov, **d)

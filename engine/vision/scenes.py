@@ -137,6 +137,10 @@ class SceneBatch:
     def answer_text(self, b: int, q: int) -> str:
         return VOCAB[int(self.answers[b, q])]
 
+    def image_uint8(self, b: int = 0) -> np.ndarray:
+        """Scene ``b`` as an RGB uint8 array ``[H, W, 3]`` (what an uploaded photo becomes after loading)."""
+        return (self.images[b].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
     def objects_touched(self, kept_patches, b: int) -> float:
         """Share of scene ``b``'s objects with at least one visible pixel in a kept patch."""
         cov = np.asarray(self.coverage[b].cpu() if hasattr(self.coverage, "cpu") else self.coverage)

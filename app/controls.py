@@ -1,0 +1,107 @@
+"""Gradio controls built from the registry: one :class:`~engine.registry.Param` -> one slider, checkbox,
+dropdown or number box, and one family -> one method dropdown.
+
+The bounds a user can reach in the UI are the bounds :meth:`Method.validate` enforces, because both read the
+same ``Param``; a handler turns what the controls send back into checked values with :func:`values`, never
+with its own range test. Call the builders inside a Blocks layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gradio as gr
+
+from engine.registry import Method, Param, Settings, by_family
+
+__all__ = ["control", "controls", "method_dropdown", "method_choices", "values", "method_info"]
+
+
+def _step(p: Param) -> float:
+    if p.step is not None:
+        return p.step
+    if p.kind == "int":
+        return 1
+    span = (p.high - p.low) if p.low is not None and p.high is not None else 1.0
+    return float(f"{span / 100:.1g}") or 0.01
+
+
+def control(
+    p: Param, *, value: Any = None, label: str | None = None, **kwargs: Any
+) -> gr.components.Component:
+    """The control for one parameter: bounded numbers -> Slider, open-ended -> Number, bool -> Checkbox,
+    choices -> Dropdown, text -> Textbox. ``value`` overrides the parameter's default."""
+    value = p.default if value is None else p.check(value)
+    label = label or p.title
+    info = kwargs.pop("info", p.help or None)
+    if p.kind == "bool":
+        return gr.Checkbox(value=value, label=label, info=info, **kwargs)
+    if p.kind == "choice":
+        return gr.Dropdown(list(p.choices), value=value, label=label, info=info, **kwargs)
+    if p.kind in ("int", "float"):
+        if p.low is not None and p.high is not None:
+            return gr.Slider(p.low, p.high, value=value, step=_step(p), label=label, info=info, **kwargs)
+        extra = {"precision": 0} if p.kind == "int" else {}
+        return gr.Number(
+            value=value, minimum=p.low, maximum=p.high, label=label, info=info, **extra, **kwargs
+        )
+    return gr.Textbox(value=value, label=label, info=info, **kwargs)
+
+
+def controls(
+    source: Method | Settings | Sequence[Param],
+    *,
+    only: Sequence[str] | None = None,
+    values: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, gr.components.Component]:
+    """Controls for every parameter of a method or a :class:`Settings` table (or those in ``only``), in
+    declaration order, keyed by parameter name."""
+    params = source.params if isinstance(source, Method | Settings) else tuple(source)
+    by_name = {p.name: p for p in params}
+    order = list(only) if only is not None else list(by_name)
+    values, labels = values or {}, labels or {}
+    return {n: control(by_name[n], value=values.get(n), label=labels.get(n)) for n in order}
+
+
+def method_choices(family: str, *, role: str | None = None, exclude: Sequence[str] = ()) -> list[str]:
+    """Registered method names of a family (and role), in registration order."""
+    return [m.name for m in by_family(family, role=role) if m.name not in set(exclude)]
+
+
+def method_info(family: str, *, role: str | None = None) -> str:
+    """Markdown lines 'name: summary (paper)' for a family, for a 'methods' accordion under the dropdown."""
+    lines = []
+    for m in by_family(family, role=role):
+        cite = f" *{m.paper.cite()}*" if m.paper else " (baseline)"
+        lines.append(f"- **{m.name}**: {m.summary}{cite}")
+    return "\n".join(lines)
+
+
+def method_dropdown(
+    family: str,
+    *,
+    role: str | None = None,
+    value: str | Sequence[str] | None = None,
+    multiselect: bool = False,
+    label: str = "Method",
+    exclude: Sequence[str] = (),
+    **kwargs: Any,
+) -> gr.Dropdown:
+    """A dropdown of the family's registered methods; the default value must be one of them."""
+    choices = method_choices(family, role=role, exclude=exclude)
+    if value is None:
+        value = choices[:2] if multiselect else (choices[0] if choices else None)
+    elif multiselect:
+        value = [v for v in value if v in choices]
+    elif value not in choices:
+        value = choices[0] if choices else None
+    return gr.Dropdown(choices, value=value, multiselect=multiselect, label=label, **kwargs)
+
+
+def values(source: Method | Settings | Sequence[Param], names: Sequence[str], raw: Sequence[Any]) -> dict:
+    """What the controls sent back, coerced and range-checked by the registry (raises InputError)."""
+    params = tuple(source.params if isinstance(source, Method | Settings) else source)
+    checked = Settings(getattr(source, "name", None) or getattr(source, "owner", "settings"), params)
+    return checked.validate(dict(zip(names, raw, strict=True)), only=list(names))
