@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 
 from engine.config import LIMITS
 from engine.registry import InputError
+from engine.uploads import read_capped
 
 __all__ = ["TEXT_SOURCES", "read_text_upload", "resolve_text", "as_int", "as_float", "upload_path"]
 
@@ -14,21 +14,14 @@ TEXT_SOURCES = ("Default corpus (Python stdlib docstrings)", "Pasted text", "Upl
 
 
 def read_text_upload(path: str | os.PathLike | None) -> str:
-    """Read an uploaded text file (UTF-8, optionally .gz) within the size cap; reject binary files."""
+    """Read an uploaded text file (UTF-8, optionally .gz) within the size cap; reject binary files.
+
+    The cap holds after decompression, and the decompression is streamed (:func:`engine.uploads.read_capped`),
+    so a small .gz that inflates to gigabytes is refused without ever being held in memory.
+    """
     if not path:
         raise InputError("no file uploaded")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise InputError("the uploaded file is empty")
-    if size > LIMITS.max_upload_bytes:
-        raise InputError(f"the uploaded file has {size:,} bytes; the cap is {LIMITS.max_upload_bytes:,}")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)[: LIMITS.max_text_chars * 4 + 1]
-        except (OSError, EOFError) as e:
-            raise InputError(f"the uploaded .gz file is corrupt: {e}") from None
+    raw = read_capped(path, max_bytes=min(LIMITS.max_upload_bytes, LIMITS.max_text_chars * 4))
     if b"\x00" in raw[:8192]:
         raise InputError("the uploaded file looks binary (it contains NUL bytes); upload plain UTF-8 text")
     try:
