@@ -16,6 +16,7 @@ ENV HOME=/home/user \
     GRADIO_ANALYTICS_ENABLED=False \
     BROWSER_PATH=/usr/bin/chromium \
     HF_HUB_OFFLINE=1 \
+    REDEX_PUBLIC=1 \
     REDEX_CACHE_DIR=/home/user/.cache/redex
 WORKDIR /home/user/app
 

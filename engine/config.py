@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["Limits", "LIMITS", "cache_dir", "allow_network"]
+__all__ = ["Limits", "LIMITS", "cache_dir", "allow_network", "public_deployment"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Limits:
     max_image_pixels: int = 40_000_000  # refuse larger (decompression bombs); Pillow's own default is 89 M
     min_image_side: int = 8  # pixels: under one patch of the scene models
     max_image_side: int = 2048  # pixels: larger images are downscaled on load, with a notice
+    # model names
+    max_model_name_chars: int = 200  # hub ids are at most 96 + 1 + 96 characters
 
 
 def _from_env() -> Limits:
@@ -60,3 +62,9 @@ def cache_dir() -> Path:
 def allow_network() -> bool:
     """Hub downloads are off unless the user opts in (``REDEX_ALLOW_NETWORK=1``) or passes it per request."""
     return os.environ.get("REDEX_ALLOW_NETWORK", "0").lower() in {"1", "true", "yes"}
+
+
+def public_deployment() -> bool:
+    """True on a public deployment (the Dockerfile sets ``REDEX_PUBLIC=1``): the server's own file system is
+    then off limits to model fields, so no answer tells a visitor which server folders exist."""
+    return os.environ.get("REDEX_PUBLIC", "0").lower() in {"1", "true", "yes"}

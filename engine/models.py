@@ -18,14 +18,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.config import LIMITS, cache_dir, public_deployment
 from engine.config import allow_network as _allow_network_default
-from engine.config import cache_dir
 from engine.registry import InputError
 
 __all__ = ["LoadedModel", "BUILTIN_MODELS", "load_model", "builtin_path", "device"]
@@ -111,8 +112,52 @@ def _smollm2_safetensors() -> Path:
     return out
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
 def _is_hub_id(name: str) -> bool:
-    return "/" in name and not Path(name).exists() and not name.startswith((".", "/", "~"))
+    return bool(_HUB_ID.fullmatch(name)) and ".." not in name and not name.endswith(".")
+
+
+def resolve_model_name(
+    name: str, *, builtins: tuple[str, ...] | dict, allow_network: bool, what: str = "model"
+) -> tuple[str, str]:
+    """Classify a model field: ``("builtin", name)``, ``("dir", path)`` or ``("hub", id)``; raise InputError.
+
+    On a public deployment (:func:`engine.config.public_deployment`) the file system is never consulted, and
+    every name that is not a built-in or a well-formed hub id gets the same message, whether or not a folder
+    of that name exists on the server (no directory oracle).
+    """
+    name = (name or "").strip()
+    builtin_list = ", ".join(builtins)
+    if not name:
+        raise InputError(f"no {what} given")
+    if len(name) > LIMITS.max_model_name_chars:
+        raise InputError(
+            f"the {what} name has {len(name):,} characters; a hub id has at most {LIMITS.max_model_name_chars}"
+        )
+    if name in builtins:
+        return "builtin", name
+    public = public_deployment()
+    if not public and Path(name).expanduser().is_dir():
+        return "dir", str(Path(name).expanduser())
+    if _is_hub_id(name):
+        if not allow_network:
+            raise InputError(
+                f"{name!r} is a Hugging Face hub id, and network access is off: allow it ('Allow network' in the "
+                "app, --allow-network on the command line, or REDEX_ALLOW_NETWORK=1), or use a built-in "
+                f"{what}: {builtin_list}"
+            )
+        return "hub", name
+    if public:
+        raise InputError(
+            f"{what} {name!r} is not a built-in ({builtin_list}) nor a hub id of the form owner/name; "
+            "this public deployment does not load models from the server's folders"
+        )
+    raise InputError(
+        f"unknown {what} {name!r}: not a built-in ({builtin_list}), not a local directory, "
+        "and not a hub id of the form owner/name"
+    )
 
 
 def load_model(
@@ -151,29 +196,18 @@ def _load_uncached(name: str, *, allow_network: bool, dtype: str) -> LoadedModel
 
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     load_path = "directory"
-    if name in BUILTIN_MODELS:
+    kind, path = resolve_model_name(name, builtins=BUILTIN_MODELS, allow_network=allow_network)
+    if kind == "builtin":
         fresh = name == "smollm2" and not (cache_dir() / "models" / "smollm2" / "model.safetensors").exists()
         path = str(builtin_path(name))
         source = f"built-in {name}: {path}"
         load_path = "gguf-dequantise" if fresh else ("safetensors-cache" if name == "smollm2" else "package")
         local_only = True
-    elif Path(name).expanduser().is_dir():
-        path = str(Path(name).expanduser())
+    elif kind == "dir":
         source = f"local directory {path}"
         local_only = True
-    elif _is_hub_id(name):
-        if not allow_network:
-            raise InputError(
-                f"{name!r} is a Hugging Face hub id, and network access is off: allow it ('Allow network' in the "
-                "app, --allow-network on the command line, or REDEX_ALLOW_NETWORK=1), or use a built-in model: "
-                + ", ".join(BUILTIN_MODELS)
-            )
-        path, source, local_only, load_path = name, f"hub {name}", False, "hub"
     else:
-        raise InputError(
-            f"unknown model {name!r}: not a built-in ({', '.join(BUILTIN_MODELS)}), not a local directory, "
-            "and not a hub id of the form owner/name"
-        )
+        source, local_only, load_path = f"hub {name}", False, "hub"
     kwargs = dict(trust_remote_code=False, local_files_only=local_only)
     try:
         config = AutoConfig.from_pretrained(path, **kwargs)
