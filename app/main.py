@@ -13,6 +13,7 @@ from types import ModuleType
 import gradio as gr
 
 import app.tabs
+from engine.config import LIMITS
 
 __all__ = ["tab_modules", "build_app", "main"]
 
@@ -36,7 +37,9 @@ def tab_modules() -> list[ModuleType]:
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="Redundancy Explorer") as demo:
+    # delete_cache: uploads and generated downloads are removed after an hour (checked every 30 minutes),
+    # so a public Space's temp folders stay bounded and old files cannot be fetched for ever.
+    with gr.Blocks(title="Redundancy Explorer", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# Redundancy Explorer\n"
             "See redundancy in neural networks and data, apply the methods that remove it, compare them."
@@ -67,9 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app()
     if not args.no_warmup:
         threading.Thread(target=_warmup, daemon=True).start()
-    demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, show_error=True, css=CSS, footer_links=[]
-    )
+    # max_size bounds the queue: past it a request is refused at once ("queue is full") instead of waiting.
+    demo.queue(default_concurrency_limit=1, max_size=LIMITS.max_queue).launch(
+        server_name=args.host, server_port=args.port, show_error=True, css=CSS, footer_links=[],
+        max_file_size=LIMITS.max_upload_bytes,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

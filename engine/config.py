@@ -36,6 +36,8 @@ class Limits:
     max_image_pixels: int = 40_000_000  # refuse larger (decompression bombs); Pillow's own default is 89 M
     min_image_side: int = 8  # pixels: under one patch of the scene models
     max_image_side: int = 2048  # pixels: larger images are downscaled on load, with a notice
+    # serving
+    max_queue: int = 64  # requests waiting in the app's queue; more are refused at once with a message
     # model names
     max_model_name_chars: int = 200  # hub ids are at most 96 + 1 + 96 characters
 
