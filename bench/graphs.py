@@ -39,8 +39,8 @@ OFFICIAL_SECONDS = 1.0
 
 
 def _warm() -> None:
+    from engine.graphs.compare import summarize
     from engine.graphs.io import builtin
-    from engine.graphs.ssumm import summarize
 
     g = builtin("karate")
     for m in ("ssumm", "saa-gs", "random-merge"):
@@ -48,8 +48,8 @@ def _warm() -> None:
 
 
 def facebook(seeds: int) -> tuple[list[dict], list[dict]]:
+    from engine.graphs.compare import summarize
     from engine.graphs.io import load_edge_list
-    from engine.graphs.ssumm import summarize
 
     g = load_edge_list(FACEBOOK)
     rows, base = [], []
@@ -103,8 +103,8 @@ def one(kind: str, m: int) -> dict:
     """Summarise one generated graph at budget 0.3 in this process; report time and peak memory."""
     _warm()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from engine.graphs.compare import summarize
     from engine.graphs.io import generate
-    from engine.graphs.ssumm import summarize
 
     t0 = time.perf_counter()
     g = generate(kind, m, seed=0)

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.graphs import merge_state as ms
 from engine.graphs import ssumm as k
+from engine.graphs.compare import graph_methods, summarize
 from engine.graphs.costs import (
     block_counts,
     block_pairs,
@@ -25,7 +27,6 @@ from engine.graphs.costs import (
     summary_bits,
 )
 from engine.graphs.io import builtin, from_edges, sbm
-from engine.graphs.ssumm import graph_methods, summarize
 from engine.registry import InputError
 
 FACEBOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "ego_facebook.txt"
@@ -110,7 +111,7 @@ def test_sparsify_matches_greedy_loop():
 def _check_state(graph, st):
     """The kernel's pair table, counts and costs equal a recomputation from the partition."""
     n = graph.n
-    labels = k._labels(st.parent)
+    labels = ms.labels(st.parent)
     la, lb = labels[graph.edges[:, 0]], labels[graph.edges[:, 1]]
     truth = {}
     for x, y in zip(np.minimum(la, lb), np.maximum(la, lb)):
@@ -123,14 +124,14 @@ def _check_state(graph, st):
     assert {p: c for p, (c, _) in table.items()} == truth
     size = np.bincount(labels, minlength=n)
     np.testing.assert_array_equal(st.size[st.alive], size[st.alive])
-    assert st.sc[k._NUM_S] == st.alive.sum()
-    assert st.sc[k._NUM_P] == sum(d for _, d in table.values())
+    assert st.sc[ms.NUM_S] == st.alive.sum()
+    assert st.sc[ms.NUM_P] == sum(d for _, d in table.values())
     sparse_cost = 2 * np.log2(n)
     data = np.zeros(n)
     model = np.zeros(n, dtype=np.int64)
     for (x, y), (c, d) in table.items():
         pairs = size[x] * (size[x] - 1) / 2 if x == y else size[x] * size[y]
-        cost = k._pair_cost(c, d, pairs, sparse_cost)
+        cost = ms.pair_cost(c, d, pairs, sparse_cost)
         data[x] += cost
         model[x] += d
         if x != y:
@@ -140,10 +141,9 @@ def _check_state(graph, st):
     np.testing.assert_allclose(st.data[alive], data[alive], rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(st.model[alive], model[alive])
     # every neighbour list, once compacted, lists each neighbour once with its exact edge count
-    pool, nstart, nlen, parent, mark, *_ = st.st_arrays
-    sc, pcnt, posb = st.st_arrays[12], st.st_arrays[13], st.st_arrays[14]
+    pool, nstart, nlen, pcnt = st.pool, st.nstart, st.nlen, st.pcnt
     for v in np.flatnonzero(alive):
-        k._compact(v, pool, pcnt, nstart, nlen, parent, mark, posb, sc)
+        ms.compact(st, v)
         got = {
             int(x): int(c)
             for x, c in zip(pool[nstart[v] : nstart[v] + nlen[v]], pcnt[nstart[v] : nstart[v] + nlen[v]])
@@ -155,9 +155,9 @@ def _check_state(graph, st):
 def _saving_brute(graph, st, a, b, mode):
     """SSumM's saving from block counts: 1 - Cost(A u B) / (Cost(A) + Cost(B) - Cost(A, B))."""
     n = graph.n
-    labels = k._labels(st.parent)
+    labels = ms.labels(st.parent)
     size = np.bincount(labels, minlength=n).astype(float)
-    sc_sup = 2 * np.log2(st.sc[k._NUM_S]) + np.log2(max(st.sc[k._MAX_W], 1))
+    sc_sup = 2 * np.log2(st.sc[ms.NUM_S]) + np.log2(max(st.sc[ms.MAX_W], 1))
     sparse_cost = 2 * np.log2(n)
     live = st.hk != -1
     table = {
@@ -170,11 +170,11 @@ def _saving_brute(graph, st, a, b, mode):
         for (p, q), (c, d) in table.items():
             if x in (p, q):
                 pairs = size[p] * (size[p] - 1) / 2 if p == q else size[p] * size[q]
-                tot += k._pair_cost(c, d, pairs, sparse_cost) + d * sc_sup
+                tot += ms.pair_cost(c, d, pairs, sparse_cost) + d * sc_sup
         return tot
 
     cab, dab = table.get((min(a, b), max(a, b)), (0, 0))
-    den = cost_of(a) + cost_of(b) - (k._pair_cost(cab, dab, size[a] * size[b], sparse_cost) + dab * sc_sup)
+    den = cost_of(a) + cost_of(b) - (ms.pair_cost(cab, dab, size[a] * size[b], sparse_cost) + dab * sc_sup)
     merged = {}
     for (p, q), (c, _) in table.items():
         pp = a if p == b else p
@@ -187,14 +187,14 @@ def _saving_brute(graph, st, a, b, mode):
     for (p, q), c in merged.items():
         other = q if p == a else p
         pairs = sm * (sm - 1) / 2 if p == q else sm * size[other]
-        num += k._merge_cost(c, pairs, sc_sup, sparse_cost, mode)[0]
+        num += ms.merge_cost(c, pairs, sc_sup, sparse_cost, mode)[0]
     return 1 - num / den
 
 
 @pytest.mark.parametrize("mode", [0, 1])
 def test_kernel_bookkeeping_and_saving_match_brute_force(mode):
     g = builtin("les_miserables")
-    st = k._init_state(g)
+    st = ms.init_state(g)
     rng = np.random.default_rng(mode)
     sparse_cost = 2 * np.log2(g.n)
     _check_state(g, st)
@@ -202,16 +202,10 @@ def test_kernel_bookkeeping_and_saving_match_brute_force(mode):
         ids = np.flatnonzero(st.alive)
         a, b = rng.choice(ids, 2, replace=False)
         if step % 5 == 0:
-            sup = 2 * np.log2(st.sc[k._NUM_S]) + np.log2(max(st.sc[k._MAX_W], 1))
-            fast = k._saving(
-                a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, g.n, st.shift, sup,
-                sparse_cost, mode,
-            )  # fmt: skip
+            sup = 2 * np.log2(st.sc[ms.NUM_S]) + np.log2(max(st.sc[ms.MAX_W], 1))
+            fast = k._saving(st, a, b, sup, sparse_cost, mode)
             assert fast == pytest.approx(_saving_brute(g, st, a, b, mode), rel=1e-9, abs=1e-12)
-        k._merge(
-            a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, st.alive, st.ncap, g.n, st.shift,
-            sparse_cost, mode, st.sc,
-        )  # fmt: skip
+        ms.merge(st, a, b, sparse_cost, mode)
         if step % 10 == 9:
             _check_state(g, st)
     _check_state(g, st)
@@ -221,8 +215,8 @@ def test_groups_partition_and_cap():
     # a star: the leaves share most shingles, so the signature groups are big and must be cut to <= limit
     n = 1500
     g = from_edges(np.zeros(n - 1, dtype=np.int64), np.arange(1, n), name="star")
-    st = k._init_state(g)
-    k._seed(0)
+    st = ms.init_state(g)
+    ms.seed(0)
     sig, ids = k._signatures(st.indptr, st.indices, st.parent, st.alive, 10)
     assert sig.shape == (n, 10)
     # shingle of a node = min hashed id over itself and its neighbours
@@ -322,21 +316,18 @@ def test_saa_gs_error_increase_matches_brute_force(l1):
     from engine.graphs import baselines as bl
 
     g = builtin("les_miserables")
-    st = k._init_state(g)
+    st = ms.init_state(g)
     rng = np.random.default_rng(7)
     sparse_cost = 2 * np.log2(g.n)
     for _ in range(40):
         ids = np.flatnonzero(st.alive)
         a, b = (int(x) for x in rng.choice(ids, 2, replace=False))
-        inc = bl._err_increase(a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, g.n, st.shift, l1)
-        labels = k._labels(st.parent)
+        inc = bl._err_increase(st, a, b, l1)
+        labels = ms.labels(st.parent)
         before = _block_error_total(g, labels, l1)
         after = _block_error_total(g, np.where(labels == b, a, labels), l1)
         assert inc == pytest.approx(after - before, rel=1e-9, abs=1e-9)
-        k._merge(
-            a, b, st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, st.alive, st.ncap, g.n, st.shift,
-            sparse_cost, 2, st.sc,
-        )  # fmt: skip
+        ms.merge(st, a, b, sparse_cost, ms.MODE_ALL)
     # mode 2 (k-Gs): every nonempty block is a superedge
     live = st.hk != -1
-    assert st.sc[k._NUM_P] == live.sum() and np.all(st.hd[live] == 1)
+    assert st.sc[ms.NUM_P] == live.sum() and np.all(st.hd[live] == 1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from engine.graphs.compare import summarize
 from engine.graphs.costs import reconstruct_dense
 from engine.graphs.io import builtin, sbm
-from engine.graphs.ssumm import summarize
 from visualizers.graphs import caption, plot_adjacency, plot_size_error, plot_summary_graphs
 
 

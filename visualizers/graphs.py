@@ -6,6 +6,7 @@
 - :func:`plot_adjacency`: the adjacency matrix against its reconstruction, nodes ordered by supernode; large
   graphs are shown as block averages on a fixed grid.
 - :func:`plot_size_error`: size (fraction of the input bits) against reconstruction error for every method.
+- :func:`metrics_table` / :func:`caption` / :func:`comparison_caption`: the tab's table rows and captions.
 
 Large graphs are summarised in full but drawn through a scale guard: at most ``LIMITS.max_drawn_elements``
 nodes + edges per panel, with a notice in the figure saying what was left out.
@@ -21,9 +22,28 @@ from plotly.subplots import make_subplots
 from engine.config import LIMITS
 from visualizers.style import FONT_SIZE, HEATMAP_SCALE, OKABE_ITO, base_layout
 
-__all__ = ["plot_summary_graphs", "plot_adjacency", "plot_size_error", "caption", "supernode_colors"]
+__all__ = [
+    "plot_summary_graphs",
+    "plot_adjacency",
+    "plot_size_error",
+    "caption",
+    "comparison_caption",
+    "metrics_table",
+    "METRIC_HEADERS",
+    "supernode_colors",
+]
 
 GREY = "#B0B0B0"
+METRIC_HEADERS = [
+    "method",
+    "budget",
+    "supernodes",
+    "superedges",
+    "size / input",
+    "L1 error",
+    "L2 error",
+    "seconds",
+]
 WIDE = 860  # two panels side by side; fits the tab's figure column
 TALL = 470
 
@@ -345,3 +365,31 @@ def caption(graph, result) -> str:
     if result.notices:
         lines.append("Input notes: " + "; ".join(result.notices) + ".")
     return " ".join(lines)
+
+
+def metrics_table(rows: list[dict]) -> list[list]:
+    """Display rows (:data:`METRIC_HEADERS`) of result rows: dicts with ``method``, ``budget`` and a summary's
+    metrics (``GraphSummaryResult.row()``, ``GraphComparison.rows``)."""
+    return [
+        [
+            r["method"],
+            r["budget"],
+            r["supernodes"],
+            r["superedges"],
+            round(r["size_fraction"], 4),
+            f"{r['l1_error']:.3e}",
+            f"{r['l2_error']:.3e}",
+            round(r["seconds"], 3),
+        ]
+        for r in rows
+    ]
+
+
+def comparison_caption(result) -> str:
+    """What the size-vs-error comparison shows (a ``GraphComparison``)."""
+    return (
+        f"Each method summarised **{result.graph_name}** ({result.nodes:,} nodes, {result.edges:,} edges) at "
+        f"budgets {', '.join(map(str, result.budgets))} of its 2|E| log2|V| = {result.input_bits:,.0f} input "
+        f"bits, minimising {result.error.upper()}, seed {result.seed}. Lower and further left is better; "
+        "seconds are those of the first run (repeats are answered from the cache)."
+    )

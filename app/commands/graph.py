@@ -5,31 +5,36 @@ Examples::
     redex graph --builtin karate --budget 0.5 --json
     redex graph --input edges.txt --method ssumm --budget 0.2 --error l1 --json
     redex graph --generate rmat --edges 100000 --method saa-gs --budget 0.3
+
+``--json`` prints the result's own ``to_dict()``; ``--save`` writes the summary graph exactly as the tab's
+"summary JSON" download (``GraphSummaryResult.summary_graph().to_json()``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "graph"
 HELP = "summarise a graph (SSumM or a baseline) within a bit budget; print sizes and L1/L2 errors"
+DEFAULT_METHOD = "ssumm"
 
-KEYS = (
-    "nodes",
-    "edges",
-    "supernodes",
-    "superedges",
-    "input_bits",
-    "size_bits",
-    "l1_error",
-    "l2_error",
-    "seconds",
-)
+
+def _known(choices: list[str]):
+    """argparse ``type`` that names an unknown method the way the engine does (exit status 2)."""
+
+    def check(name: str) -> str:
+        if name not in choices:
+            raise argparse.ArgumentTypeError(f"unknown method {name!r}; graph methods: {choices}")
+        return name
+
+    return check
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from app.commands import param_flag
+    from engine.registry import get, names
+
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--input", metavar="PATH", help="edge list file: 'u v' per line (.txt/.csv/.tsv, .gz ok)"
@@ -37,9 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--builtin", metavar="NAME", help="built-in graph (karate, les_miserables, ...)")
     src.add_argument("--generate", metavar="NAME", help="generator: rmat, sbm, barabasi_albert, lfr")
     p.add_argument("--edges", type=int, default=100_000, help="edges to generate with --generate")
-    p.add_argument("--method", default="ssumm", help="registered graph method (ssumm, random-merge, saa-gs)")
-    p.add_argument("--budget", type=float, default=0.2, help="summary size / input size, in (0, 1]")
-    p.add_argument("--error", default="l2", choices=("l1", "l2"), help="error to minimise")
+    choices = names("graphs")
+    p.add_argument(
+        "--method", default=DEFAULT_METHOD, choices=choices, type=_known(choices),
+        help=f"registered graph method: {', '.join(choices)}",
+    )  # fmt: skip
+    default = get(DEFAULT_METHOD, family="graphs")
+    param_flag(p, default.param("budget"), help="summary size / input size, in (0, 1]")
+    param_flag(p, default.param("error"), help="error to minimise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="other method parameter")
     p.add_argument("--save", metavar="PATH", help="write the summary graph (supernodes, superedges) as JSON")
@@ -55,8 +65,8 @@ def load_graph(args: argparse.Namespace):
     return io.generate(args.generate, args.edges, seed=args.seed)
 
 
-def run(args: argparse.Namespace) -> dict:
-    from engine.graphs.ssumm import summarize
+def run(args: argparse.Namespace):
+    from engine.graphs.compare import summarize
     from engine.registry import InputError
 
     extra = {}
@@ -67,21 +77,9 @@ def run(args: argparse.Namespace) -> dict:
         extra[k.strip()] = v.strip()
     graph = load_graph(args)
     res = summarize(graph, args.method, seed=args.seed, budget=args.budget, error=args.error, **extra)
-    out = {k: getattr(res, k) for k in KEYS}
-    out.update(
-        method=res.method,
-        graph=res.graph_name,
-        budget=res.budget,
-        error=res.error,
-        budget_bits=res.budget_bits,
-        size_fraction=res.size_bits / res.input_bits,
-        seed=args.seed,
-        notices=res.notices,
-    )
     if args.save:
-        Path(args.save).write_text(json.dumps(res.summary_dict(graph.labels)))
-        out["saved"] = args.save
-    return out
+        Path(args.save).write_text(res.summary_graph(graph.labels).to_json())
+    return res
 
 
 def render(out: dict) -> str:

@@ -9,7 +9,8 @@
   pair whose merge raises the reconstruction error (L2: sum over blocks of |E| - |E|^2/|Pi|; L1:
   2|E|(1 - |E|/|Pi|)) the least. A k-Gs summary keeps every nonempty block as a weighted superedge, so merging
   continues until that summary fits the bit budget (|S| = k is set by the budget, as in the SSumM paper's
-  comparison). It reuses the SSumM kernel's merge state (pair table, neighbour lists) in mode 2.
+  comparison). It runs on the merge state SSumM uses (:mod:`engine.graphs.merge_state`: pair table,
+  neighbour lists) in ``MODE_ALL``.
 
 For L1, superedges of density below 1/2 are dropped by both baselines (they only add L1 error).
 """
@@ -21,18 +22,19 @@ import time
 import numba as nb
 import numpy as np
 
-from engine.graphs import ssumm as _k
+from engine.graphs import merge_state as ms
 from engine.graphs.costs import (
     Summary,
     block_counts,
     block_pairs,
     drop_cost,
+    errors,
     finalize,
     input_bits,
     sparsify,
 )
 from engine.graphs.io import Graph
-from engine.graphs.ssumm import GraphSummaryResult, _check, make_result
+from engine.graphs.summary import GraphSummaryResult, check_inputs, make_result
 from engine.registry import Paper, Param, register
 
 __all__ = ["random_merge", "saa_gs", "GRASS_PAPER"]
@@ -74,14 +76,13 @@ def _fit(
         Param("error", "l2", choices=("l1", "l2"), help="error used to rank superedges and pick |S|"),
         Param("grid", 8, low=1, high=32, help="numbers of supernodes tried (geometric grid)"),
     ],
+    role="summarize",
 )
 def random_merge(
     graph: Graph, *, budget: float = 0.2, error: str = "l2", grid: int = 8, seed: int = 0
 ) -> GraphSummaryResult:
     """Random-merge baseline at ``budget`` x the input bits (see the module docstring)."""
-    from engine.graphs.costs import errors
-
-    _check(graph, budget, error)
+    check_inputs(graph, budget, error)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     n = graph.n
@@ -113,10 +114,10 @@ def _block_err(e, pairs, l1):
 
 
 @nb.njit(cache=True)
-def _err_increase(a, b, st_arrays, hk, hc, hd, size, n, shift, l1):
+def _err_increase(st, a, b, l1):
     """Increase of the L1/L2 reconstruction error if a and b merge (every nonempty block a superedge)."""
-    k, st = _k._gather(a, b, st_arrays)
-    mark_a, mark_b, ca, cb, ubuf = st_arrays[5], st_arrays[6], st_arrays[7], st_arrays[8], st_arrays[11]
+    k, stamp = ms.gather(st, a, b)
+    mark_a, mark_b, ca, cb, ubuf, size = st.mark_a, st.mark_b, st.ca, st.cb, st.ubuf, st.size
     sa = float(size[a])
     sb = float(size[b])
     sm = sa + sb
@@ -124,12 +125,12 @@ def _err_increase(a, b, st_arrays, hk, hc, hd, size, n, shift, l1):
     for i in range(k):
         x = ubuf[i]
         sx = float(size[x])
-        ea = ca[x] if mark_a[x] == st else 0
-        eb = cb[x] if mark_b[x] == st else 0
+        ea = ca[x] if mark_a[x] == stamp else 0
+        eb = cb[x] if mark_b[x] == stamp else 0
         inc += _block_err(ea + eb, sm * sx, l1) - _block_err(ea, sa * sx, l1) - _block_err(eb, sb * sx, l1)
-    e_aa, _ = _k._get(hk, hc, hd, _k._key(a, a, n), shift)
-    e_bb, _ = _k._get(hk, hc, hd, _k._key(b, b, n), shift)
-    e_ab, _ = _k._get(hk, hc, hd, _k._key(a, b, n), shift)
+    e_aa, _ = ms.pair_get(st, a, a)
+    e_bb, _ = ms.pair_get(st, b, b)
+    e_ab, _ = ms.pair_get(st, a, b)
     inc += _block_err(e_aa + e_bb + e_ab, sm * (sm - 1.0) / 2.0, l1)
     inc -= _block_err(e_aa, sa * (sa - 1.0) / 2.0, l1) + _block_err(e_bb, sb * (sb - 1.0) / 2.0, l1)
     inc -= _block_err(e_ab, sa * sb, l1)
@@ -137,14 +138,13 @@ def _err_increase(a, b, st_arrays, hk, hc, hd, size, n, shift, l1):
 
 
 @nb.njit(cache=True)
-def _saa_loop(samples, l1, st_arrays, hk, hc, hd, size, data, model, alive, ncap, n, shift, target, sc):
-    live = np.flatnonzero(alive)
+def _saa_loop(st, samples, l1, target):
+    live = np.flatnonzero(st.alive)
     nl = live.size
-    sparse_cost = 2.0 * np.log2(n)
+    sparse_cost = 2.0 * np.log2(st.parent.size)
     merges = 0
     while nl >= 2:
-        ls = np.log2(sc[_k._NUM_S])
-        if n * ls + sc[_k._NUM_P] * (2.0 * ls + np.log2(max(sc[_k._MAX_W], 1))) <= target:
+        if ms.size_bits(st) <= target:
             break
         best = np.inf
         bi = 0
@@ -154,29 +154,12 @@ def _saa_loop(samples, l1, st_arrays, hk, hc, hd, size, data, model, alive, ncap
             j = np.random.randint(0, nl - 1)
             if j >= i:
                 j += 1
-            inc = _err_increase(live[i], live[j], st_arrays, hk, hc, hd, size, n, shift, l1)
+            inc = _err_increase(st, live[i], live[j], l1)
             if inc < best:
                 best = inc
                 bi = i
                 bj = j
-        _k._merge(
-            live[bi],
-            live[bj],
-            st_arrays,
-            hk,
-            hc,
-            hd,
-            size,
-            data,
-            model,
-            alive,
-            ncap,
-            n,
-            shift,
-            sparse_cost,
-            2,
-            sc,
-        )
+        ms.merge(st, live[bi], live[bj], sparse_cost, ms.MODE_ALL)
         merges += 1
         live[bj] = live[nl - 1]
         nl -= 1
@@ -194,26 +177,25 @@ def _saa_loop(samples, l1, st_arrays, hk, hc, hd, size, data, model, alive, ncap
         Param("error", "l2", choices=("l1", "l2"), help="reconstruction error the merges minimise"),
         Param("samples", 64, low=1, high=4096, help="random supernode pairs scored per merge"),
     ],
+    role="summarize",
+    control="random-merge",
 )
 def saa_gs(
     graph: Graph, *, budget: float = 0.2, error: str = "l2", samples: int = 64, seed: int = 0
 ) -> GraphSummaryResult:
     """SAA-Gs baseline (LeFevre & Terzi, SDM 2010) at ``budget`` x the input bits."""
-    _check(graph, budget, error)
+    check_inputs(graph, budget, error)
     t0 = time.perf_counter()
     n = graph.n
     target = budget * input_bits(n, graph.m)
-    st = _k._init_state(graph)
-    _k._seed(int(seed) % (2**32))
-    _saa_loop(
-        int(samples), error == "l1", st.st_arrays, st.hk, st.hc, st.hd, st.size, st.data, st.model, st.alive,
-        st.ncap, n, st.shift, target, st.sc,
-    )  # fmt: skip
+    st = ms.init_state(graph)
+    ms.seed(int(seed) % (2**32))
+    _saa_loop(st, int(samples), error == "l1", target)
     t1 = time.perf_counter()
-    labels = _k._labels(st.parent)
+    labels = ms.labels(st.parent)
     live = st.hk != -1
     keys, cnt = st.hk[live], st.hc[live]
-    summ = _fit(n, labels, keys // n, keys % n, cnt, error, target, w_max=int(st.sc[_k._MAX_W]))
+    summ = _fit(n, labels, keys // n, keys % n, cnt, error, target, w_max=int(st.sc[ms.MAX_W]))
     timings = {"merge": t1 - t0, "sparsify": time.perf_counter() - t1}
     params = {"budget": float(budget), "error": error, "samples": int(samples)}
     return make_result("saa-gs", graph, summ, params=params, seed=seed, timings=timings)

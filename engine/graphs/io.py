@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from engine.cache import ResultCache
 from engine.config import LIMITS
 from engine.registry import InputError
 from engine.results import fingerprint
@@ -35,6 +36,9 @@ __all__ = [
     "sbm",
     "parse_edge_list",
     "load_edge_list",
+    "cached_builtin",
+    "cached_generate",
+    "cached_edge_list",
 ]
 
 MIN_EDGES = 2  # a summary of one edge is meaningless (log2 |V| = 1 bit); ask for a real graph
@@ -460,3 +464,30 @@ def load_edge_list(path: str | Path) -> Graph:
     if size > LIMITS.max_upload_bytes:
         raise InputError(f"{path.name}: {size:,} bytes is over the upload cap of {LIMITS.max_upload_bytes:,}")
     return parse_edge_list(path.read_bytes(), name=path.name)
+
+
+# ------------------------------------------------------------------------------------------------- cached
+
+_graphs = ResultCache("graph-input", maxsize=6)  # memory only: a generated 1M-edge graph is built once
+
+
+def cached_builtin(name: str) -> Graph:
+    """:func:`builtin`, built once per name (the app asks for the same graph on every click)."""
+    return _graphs.get_or_compute(("builtin", name), lambda: builtin(name))
+
+
+def cached_generate(name: str, m: int, *, seed: int = 0) -> Graph:
+    """:func:`generate`, built once per (generator, edges, seed)."""
+    return _graphs.get_or_compute(("generate", name, int(m), int(seed)), lambda: generate(name, m, seed=seed))
+
+
+def cached_edge_list(path: str | Path) -> Graph:
+    """:func:`load_edge_list`, parsed once per file content (an upload is keyed by its bytes, not its name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("the uploaded file could not be read; upload it again")
+    size = path.stat().st_size
+    if size > LIMITS.max_upload_bytes:
+        raise InputError(f"{path.name} is {size:,} bytes, over the cap of {LIMITS.max_upload_bytes:,}")
+    data = path.read_bytes()
+    return _graphs.get_or_compute(("edges", fingerprint(data)), lambda: parse_edge_list(data, name=path.name))
