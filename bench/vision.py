@@ -35,8 +35,8 @@ def main(argv=None) -> dict:
         return _gpu_latency(a.gpu)
     from engine.flow.run import flow_for_image
     from engine.vision import scenes
+    from engine.vision.evaluate import evaluate_vlm, latency
     from engine.vision.loading import ASSETS, load_vision
-    from engine.vision.train import evaluate_vlm, latency
 
     torch.set_grad_enabled(False)
     out = {"machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
@@ -91,8 +91,8 @@ def main(argv=None) -> dict:
 
 def _gpu_latency(path: Path) -> dict:
     """Batch-1 median latency (ms) of the ViT forward and the VLM prefill on the GPU, fp32 and bf16."""
+    from engine.vision.evaluate import latency
     from engine.vision.loading import load_vision
-    from engine.vision.train import latency
 
     torch.set_grad_enabled(False)
     module = load_vision("scene-vlm").extra["module"].cuda()
@@ -111,8 +111,7 @@ def _gpu_latency(path: Path) -> dict:
 def _scene(i: int) -> np.ndarray:
     from engine.vision import scenes
 
-    b = scenes.make_batch("val", 500 + i, 1)
-    return (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return scenes.make_batch("val", 500 + i, 1).image_uint8(0)
 
 
 if __name__ == "__main__":

@@ -169,3 +169,18 @@ def test_training_aids_relabel_exactly():
     assert all(k is not None and 15 <= k.shape[1] <= 147 and k.shape[0] == 8 for k in kept)
     assert all(len(set(row.tolist())) == k.shape[1] for k in kept for row in k)
     assert drop_tokens(b, 196, 0.0, g, "cpu") is None
+
+
+def test_train_config_flags_are_its_fields():
+    import dataclasses
+
+    from engine.vision.train import TrainConfig
+
+    cfg = TrainConfig.from_args(["--out", "x"])
+    assert cfg == TrainConfig(out="x") and cfg.vit_seconds == 100.0 and cfg.vlm_batch == 128
+    flags = TrainConfig.from_args(["--out", "x", "--token-drop", "0.5", "--fresh-vlm", "--ground-layer", "3"])
+    assert (flags.token_drop, flags.fresh_vlm, flags.ground_layer) == (0.5, True, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1  # passed whole, never edited on the way
+    quick = TrainConfig(out="x", quick=True).quick_sized()
+    assert (quick.vit_seconds, quick.vlm_batch, quick.val_n) == (1, 2, 4)

@@ -9,7 +9,10 @@
 - :mod:`engine.vision.loading`: one loading path for the shipped models and for hub CLIP / ViT / DINOv2 /
   LLaVA checkpoints (``trust_remote_code=False`` always).
 - :mod:`engine.vision.images`: safe image loading and validation.
-- :mod:`engine.vision.train`: the training script (``python -m engine.vision.train``).
+- :mod:`engine.vision.train`: the training script (``python -m engine.vision.train``; its flags are the fields of
+  ``TrainConfig``).
+- :mod:`engine.vision.evaluate`: validation accuracy and latency of the scene models (after training, and in
+  ``bench/vision.py``).
 
 No method is registered here (the methods live in :mod:`engine.flow` and the token-pruning family).
 """

@@ -3,26 +3,30 @@
     python -m engine.vision.train --out DIR [--vit-seconds 100 --vlm-seconds 210]   # GPU
     python -m engine.vision.train --out DIR --quick                                 # CPU smoke test
 
+Every flag is a field of :class:`TrainConfig` (frozen, passed whole to :func:`train_vit` and :func:`train_vlm`);
+``train(TrainConfig(out=DIR, ...))`` runs the same from Python.
+
 Both phases run for a wall-clock budget with the learning rate following the elapsed fraction of it (linear
 warm-up over the first 3%, then cosine to 10%), so one device call of known length trains both models. Data is
 generated on the fly, deterministic by scene index (training scene i of the "train" split is seen once); the
 validation split is separate ("val" seed). The VLM keeps the ViT frozen (as LLaVA does) and is trained on the
 answer token only, with six questions (one per type) per scene sharing one ViT pass.
 
-Evaluation, on weights rounded to float16 exactly as they ship: ViT count accuracy, per-label presence
-accuracy and patch accuracy; VLM answer accuracy per question type against the majority-answer baseline of
-that type; and the same with random image-token pruning before the LM at 50%, 25% and 11% kept (3 seeds), with
+Evaluation (:mod:`engine.vision.evaluate`), on weights rounded to float16 exactly as they ship: ViT count
+accuracy, per-label presence accuracy and patch accuracy; VLM answer accuracy per question type against the
+majority-answer baseline of that type; and the same with random image-token pruning before the LM at 50%, 25% and 11% kept (3 seeds), with
 the share of objects that keep at least one patch.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import time
-from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +34,90 @@ import torch
 import torch.nn.functional as F
 
 from engine.vision import grounding, scenes
+from engine.vision.evaluate import evaluate_vit, evaluate_vlm, latency
 from engine.vision.vit import SceneViT, ViTSpec, vit_config, vit_targets
 from engine.vision.vlm import LMSpec, SceneVLM, lm_config
 
-__all__ = ["main", "evaluate_vlm", "evaluate_vit"]
+__all__ = ["TrainConfig", "train", "main", "train_vit", "train_vlm", "position_questions", "drop_tokens"]
+
+
+def _flag(help: str, **kw):
+    return field(metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run reads, passed whole; ``python -m engine.vision.train`` builds it from its
+    flags (one flag per field, ``--vit-seconds`` for ``vit_seconds``), and ``metrics.json`` records it."""
+
+    out: str = _flag(
+        "folder for weights, configs and metrics.json", default=""
+    )  # required on the command line
+    quick: bool = _flag("tiny CPU run (seconds) for tests", default=False)  # tiny models and budgets
+    vit_seconds: float = _flag(
+        "wall-clock budget of the ViT phase (s)", default=100.0
+    )  # LR follows its fraction
+    vlm_seconds: float = _flag("wall-clock budget of the VLM phase (s)", default=210.0)
+    vit_batch: int = _flag("scenes per ViT step", default=256)
+    vlm_batch: int = _flag("scenes per step (x6 questions)", default=128)  # six questions share one ViT pass
+    vit_lr: float = _flag("peak learning rate of the ViT", default=1e-3)
+    vlm_lr: float = _flag("peak learning rate of the projector and LM", default=1e-3)
+    val_n: int = _flag("validation scenes", default=2000)  # for the evaluation after training
+    seed: int = _flag("seed of torch and of the training aids", default=0)
+    relation_weight: float = _flag("loss weight of relation questions", default=1.0)
+    # curriculum aids (train_vlm); each is 0 (off) by default
+    position_aux: float = _flag(
+        "share of relation questions asked against the image centre at the start (fades to 0)", default=0.0
+    )
+    one_sided: float = _flag(
+        "share of right/below questions asked as negated left/above at the start (fades to 0)", default=0.0
+    )
+    token_drop: float = _flag(
+        "share of batches trained with a random subset of the image tokens", default=0.0
+    )
+    ground_weight: float = _flag(
+        "weight of the attention-grounding aid for relation questions (engine/vision/grounding.py)",
+        default=0.0,
+    )
+    position_weight: float = _flag(
+        "weight of the position-read aid (object centres regressed from the grounded heads)", default=0.0
+    )
+    ground_layer: int = _flag("decoder layer whose heads 0/1 are grounded", default=2)
+    vlm_start: int = _flag(
+        "first training scene index of the VLM", default=10_000_000
+    )  # disjoint from the ViT's
+    pos_init: float = _flag(
+        "add this many times a unit 2-D sine-cosine code to projector.pos before training", default=0.0
+    )
+    fresh_vlm: bool = _flag("with --init-from: take only the ViT", default=False)
+    init_from: str = _flag(
+        "folder with vit/vlm safetensors to continue from", default=""
+    )  # "" = from scratch
+
+    def quick_sized(self) -> TrainConfig:
+        """With ``quick``: tiny budgets and batches that exercise every step of the script in seconds."""
+        if not self.quick:
+            return self
+        return dataclasses.replace(self, vit_seconds=1, vlm_seconds=1, vit_batch=4, vlm_batch=2, val_n=4)
+
+    @classmethod
+    def parser(cls) -> argparse.ArgumentParser:
+        """The command line: one flag per field, with the field's default and help."""
+        ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            if str(f.type) == "bool":
+                ap.add_argument(flag, action="store_true", help=f.metadata["help"])
+            elif f.name == "out":
+                ap.add_argument(flag, required=True, help=f.metadata["help"])
+            else:
+                kind = {"int": int, "float": float, "str": str}[str(f.type)]
+                ap.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
+        return ap
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> TrainConfig:
+        return cls(**vars(cls.parser().parse_args(argv)))
 
 
 def _lr(frac: float, peak: float) -> float:
@@ -50,7 +134,8 @@ def _autocast(dev: str):
     )
 
 
-def train_vit(vit: SceneViT, *, seconds: float, batch: int, dev: str, lr: float, log) -> dict:
+def train_vit(vit: SceneViT, cfg: TrainConfig, *, dev: str, log) -> dict:
+    seconds, batch, lr = cfg.vit_seconds, cfg.vit_batch, cfg.vit_lr
     opt = torch.optim.AdamW(vit.parameters(), lr=lr, weight_decay=0.05, betas=(0.9, 0.98))
     vit.train()
     t0, step, hist = time.perf_counter(), 0, []
@@ -136,11 +221,12 @@ def drop_tokens(
     return score.argsort(1, descending=True)[:, :k].to(dev)
 
 
-def train_vlm(
-    vlm: SceneVLM, *, seconds: float, batch: int, dev: str, lr: float, log, relation_weight: float = 1.0,
-    position_aux: float = 0.0, one_sided: float = 0.0, token_drop: float = 0.0, start: int = 10_000_000, seed: int = 0,
-    ground_weight: float = 0.0, ground_layer: int = 2, position_weight: float = 0.0,
-) -> dict:  # fmt: skip
+def train_vlm(vlm: SceneVLM, cfg: TrainConfig, *, dev: str, log) -> dict:
+    """The projector and the LM on the answer token, the ViT frozen; the curriculum aids as ``cfg`` sets them."""
+    seconds, batch, lr, seed, start = cfg.vlm_seconds, cfg.vlm_batch, cfg.vlm_lr, cfg.seed, cfg.vlm_start
+    relation_weight, position_aux, one_sided = cfg.relation_weight, cfg.position_aux, cfg.one_sided
+    token_drop, ground_weight, ground_layer = cfg.token_drop, cfg.ground_weight, cfg.ground_layer
+    position_weight = cfg.position_weight
     vlm.vit.requires_grad_(False).eval()
     ground = None
     if ground_weight > 0 or position_weight > 0:
@@ -206,117 +292,6 @@ def train_vlm(
             "questions": step * batch * Q, "history": hist}  # fmt: skip
 
 
-@torch.no_grad()
-def evaluate_vit(vit: SceneViT, *, n: int, dev: str, batch: int = 256) -> dict:
-    vit.eval()
-    tot = Counter()
-    for s in range(0, n, batch):
-        b = scenes.make_batch("val", s, min(batch, n - s), device=dev)
-        tgt = vit_targets(b, dev)
-        lg = vit.head_logits(vit(b.images).last_hidden_state)
-        pres = (lg["presence"] > 0).float()
-        tot["n"] += len(b)
-        tot["count"] += (lg["count"].argmax(-1) == tgt["count"]).sum().item()
-        tot["presence_labels"] += (pres == tgt["presence"]).float().mean(1).sum().item()
-        tot["presence_exact"] += (pres == tgt["presence"]).all(1).sum().item()
-        tot["patch"] += (lg["patch"].argmax(-1) == tgt["patch"]).float().mean(1).sum().item()
-        tot["patch_bg"] += (tgt["patch"] == 0).float().mean(1).sum().item()
-    n_ = tot.pop("n")
-    return {k: v / n_ for k, v in tot.items()} | {"n_scenes": n_}
-
-
-@torch.no_grad()
-def evaluate_vlm(vlm: SceneVLM, *, n: int, dev: str, keeps=(1.0, 0.5, 0.25, 0.11), seeds=(0, 1, 2),
-                 batch: int = 128, keep_positions: bool = False) -> dict:  # fmt: skip
-    """Answer accuracy per question type with all image tokens and with random pruning before the LM
-    (kept tokens in raster order; compacted positions, or their original ones with ``keep_positions``)."""
-    vlm.eval()
-    N = vlm.n_image_tokens
-    Q = len(scenes.QTYPES)
-    answers, qtypes, preds, touched = [], [], {}, {}
-    for s in range(0, n, batch):
-        b = scenes.make_batch("val", s, min(batch, n - s), device=dev)
-        B = len(b)
-        q = torch.as_tensor(b.questions, device=dev).flatten(0, 1)
-        emb = vlm.image_embeds(b.images).repeat_interleave(Q, 0)
-        answers.append(b.answers.reshape(-1))
-        qtypes.append(b.qtypes.reshape(-1))
-        cov = b.coverage.to(dev)  # [B, K, N]
-        seen = cov.sum(2) > 0
-        for keep in keeps:
-            for seed in seeds if keep < 1 else (0,):
-                key = (keep, seed)
-                kk = None
-                if keep < 1:
-                    k = max(1, round(keep * N))
-                    g = torch.Generator().manual_seed(seed * 1_000_003 + s)
-                    idx = torch.rand(B, N, generator=g).argsort(1)[:, :k].to(dev)
-                    mask = torch.zeros(B, N, dtype=torch.bool, device=dev).scatter_(1, idx, True)
-                    hit = ((cov > 0) & mask[:, None]).any(2)
-                    touched.setdefault(key, []).append(((hit & seen).sum() / seen.sum()).item())
-                    kk = idx.repeat_interleave(Q, 0)
-                p = vlm(None, q, img_embeds=emb, keep=kk, keep_positions=keep_positions, logits_to_keep=1)
-                p = p.logits[:, -1].argmax(-1)
-                preds.setdefault(key, []).append(p.cpu().numpy())
-    ans, qt = np.concatenate(answers), np.concatenate(qtypes)
-
-    def per_type(pred):
-        out = {}
-        for t, name in enumerate(scenes.QTYPES):
-            m = qt == t
-            out[name] = float((pred[m] == ans[m]).mean()) if m.any() else None
-        out["overall"] = float((pred == ans).mean())  # not "all": that is a question type
-        return out
-
-    res = {"n_scenes": n, "n_questions": int(len(ans)), "keep_positions": keep_positions, "counts": {},
-           "majority": {}}  # fmt: skip
-    for t, name in enumerate(scenes.QTYPES):
-        m = qt == t
-        c = Counter(ans[m].tolist())
-        res["counts"][name] = int(m.sum())
-        res["majority"][name] = max(c.values()) / m.sum() if m.any() else None
-    res["majority"]["overall"] = float(np.mean([res["majority"][k] for k in scenes.QTYPES]))
-    res["accuracy"] = per_type(np.concatenate(preds[(1.0, 0)]))
-    res["random_pruning"] = {}
-    for keep in keeps:
-        if keep >= 1:
-            continue
-        runs = [per_type(np.concatenate(preds[(keep, s)])) for s in seeds]
-        res["random_pruning"][str(keep)] = {
-            "kept_tokens": max(1, round(keep * N)),
-            "accuracy_mean": {k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
-            "accuracy_std": {k: float(np.std([r[k] for r in runs])) for k in runs[0]},
-            "loss_points": 100 * (res["accuracy"]["overall"] - float(np.mean([r["overall"] for r in runs]))),
-            "objects_touched": float(np.mean([np.mean(touched[(keep, s)]) for s in seeds])),
-        }
-    return res
-
-
-@torch.no_grad()
-def latency(vlm: SceneVLM, *, dev: str, repeats: int = 30) -> dict:  # noqa: D401
-    """Median wall time (ms) of one ViT forward and one VLM prefill (ViT + projector + LM), batch 1."""
-    b = scenes.make_batch("val", 0, 1, device=dev)
-    q = torch.as_tensor(b.questions[:, 0], device=dev)
-    out = {}
-    for name, fn in {
-        "vit_forward_ms": lambda: vlm.vit(b.images),
-        "vlm_prefill_ms": lambda: vlm(b.images, q),
-    }.items():
-        for _ in range(5):
-            fn()
-        ts = []
-        for _ in range(repeats):
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            fn()
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            ts.append((time.perf_counter() - t) * 1e3)
-        out[name] = float(np.median(ts))
-    return out
-
-
 def _round_fp16(module: torch.nn.Module) -> None:
     for p in module.parameters():
         p.data = p.data.half().float()
@@ -337,66 +312,16 @@ def _save(vlm: SceneVLM, out: Path) -> None:
     (out / "lm_config.json").write_text(vlm.lm.config.to_json_string())
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="folder for weights, configs and metrics.json")
-    ap.add_argument("--quick", action="store_true", help="tiny CPU run (seconds) for tests")
-    ap.add_argument("--vit-seconds", type=float, default=100.0)
-    ap.add_argument("--vlm-seconds", type=float, default=210.0)
-    ap.add_argument("--vit-batch", type=int, default=256)
-    ap.add_argument("--vlm-batch", type=int, default=128, help="scenes per step (x6 questions)")
-    ap.add_argument("--vit-lr", type=float, default=1e-3)
-    ap.add_argument("--vlm-lr", type=float, default=1e-3)
-    ap.add_argument("--val-n", type=int, default=2000, help="validation scenes")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--relation-weight", type=float, default=1.0, help="loss weight of relation questions")
-    ap.add_argument(
-        "--position-aux",
-        type=float,
-        default=0.0,
-        help="share of relation questions asked against the image centre at the start (fades to 0)",
-    )
-    ap.add_argument(
-        "--one-sided",
-        type=float,
-        default=0.0,
-        help="share of right/below questions asked as negated left/above at the start (fades to 0)",
-    )
-    ap.add_argument(
-        "--token-drop",
-        type=float,
-        default=0.0,
-        help="share of batches trained with a random subset of the image tokens",
-    )
-    ap.add_argument(
-        "--ground-weight",
-        type=float,
-        default=0.0,
-        help="weight of the attention-grounding aid for relation questions (engine/vision/grounding.py)",
-    )
-    ap.add_argument(
-        "--position-weight",
-        type=float,
-        default=0.0,
-        help="weight of the position-read aid (object centres regressed from the grounded heads)",
-    )
-    ap.add_argument("--ground-layer", type=int, default=2, help="decoder layer whose heads 0/1 are grounded")
-    ap.add_argument("--vlm-start", type=int, default=10_000_000, help="first training scene index of the VLM")
-    ap.add_argument(
-        "--pos-init",
-        type=float,
-        default=0.0,
-        help="add this many times a unit 2-D sine-cosine code to projector.pos before training",
-    )
-    ap.add_argument("--fresh-vlm", action="store_true", help="with --init-from: take only the ViT")
-    ap.add_argument("--init-from", default="", help="folder with vit/vlm safetensors to continue from")
-    a = ap.parse_args(argv)
-    if a.quick:  # tiny models and budgets: exercises every step of the script in seconds
-        a.vit_seconds, a.vlm_seconds, a.vit_batch, a.vlm_batch, a.val_n = 1, 1, 4, 2, 4
-    out = Path(a.out)
+def train(cfg: TrainConfig) -> dict:
+    """Train the ViT, then the VLM, as ``cfg`` says; write weights, configs and ``metrics.json`` to ``cfg.out``,
+    evaluate (:mod:`engine.vision.evaluate`) and return the metrics."""
+    if not cfg.out:
+        raise ValueError("TrainConfig.out: the folder to write the weights to is required")
+    cfg = cfg.quick_sized()
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(a.seed)
+    torch.manual_seed(cfg.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -404,25 +329,29 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"device {dev} {gpu}; torch {torch.__version__}")
     vspec = (
         ViTSpec(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-        if a.quick
+        if cfg.quick
         else ViTSpec()
     )
     lspec = LMSpec(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                   num_key_value_heads=2) if a.quick else LMSpec()  # fmt: skip
+                   num_key_value_heads=2) if cfg.quick else LMSpec()  # fmt: skip
     vcfg = vit_config(vspec)
     vcfg._attn_implementation = "sdpa"
     vit = SceneViT(vcfg).to(dev)
     lcfg = lm_config(lspec)
     lcfg._attn_implementation = "sdpa"
     vlm = SceneVLM(vit, lcfg).to(dev)
-    if a.init_from:
+    if cfg.init_from:
         from safetensors.torch import load_file
 
-        src = Path(a.init_from)
+        src = Path(cfg.init_from)
         vit.load_state_dict({k: v.float() for k, v in load_file(str(src / "vit.safetensors")).items()})
-        sd = {} if a.fresh_vlm else {k: v.float() for k, v in load_file(str(src / "vlm.safetensors")).items()}
+        sd = (
+            {}
+            if cfg.fresh_vlm
+            else {k: v.float() for k, v in load_file(str(src / "vlm.safetensors")).items()}
+        )
         missing, unexpected = vlm.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if not (a.fresh_vlm and k.startswith(("lm.", "projector.")))]
+        missing = [k for k in missing if not (cfg.fresh_vlm and k.startswith(("lm.", "projector.")))]
         missing = [
             k for k in missing if not k.startswith("vit.") and k not in ("lm.lm_head.weight", "projector.pos")
         ]
@@ -430,28 +359,25 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"--init-from: missing {missing}, unexpected {unexpected}")
         vlm.lm.tie_weights()
         log(f"continued from {src}")
-    if a.pos_init:
+    if cfg.pos_init:
         from engine.vision.vlm import sincos_2d
 
         with torch.no_grad():  # image tokens have norm ~80: a position code must be of that order to be seen
-            vlm.projector.pos += sincos_2d(scenes.GRID, lcfg.hidden_size).to(dev) * a.pos_init
-        log(f"projector.pos += {a.pos_init} x sincos_2d")
+            vlm.projector.pos += sincos_2d(scenes.GRID, lcfg.hidden_size).to(dev) * cfg.pos_init
+        log(f"projector.pos += {cfg.pos_init} x sincos_2d")
     t_all = time.perf_counter()
-    vit_log = train_vit(vit, seconds=a.vit_seconds, batch=a.vit_batch, dev=dev, lr=a.vit_lr, log=log)
-    vlm_log = train_vlm(vlm, seconds=a.vlm_seconds, batch=a.vlm_batch, dev=dev, lr=a.vlm_lr, log=log,
-                        relation_weight=a.relation_weight, position_aux=a.position_aux, one_sided=a.one_sided,
-                        token_drop=a.token_drop, start=a.vlm_start, seed=a.seed, ground_weight=a.ground_weight,
-                        ground_layer=a.ground_layer, position_weight=a.position_weight)  # fmt: skip
+    vit_log = train_vit(vit, cfg, dev=dev, log=log)
+    vlm_log = train_vlm(vlm, cfg, dev=dev, log=log)
     train_s = time.perf_counter() - t_all
     vlm.eval()
     _round_fp16(vlm)
     _save(vlm, out)
     t = time.perf_counter()
-    vit_eval = evaluate_vit(vit, n=a.val_n, dev=dev)
+    vit_eval = evaluate_vit(vit, n=cfg.val_n, dev=dev)
     log(f"vit eval {vit_eval}")
-    vlm_eval = evaluate_vlm(vlm, n=a.val_n, dev=dev)
+    vlm_eval = evaluate_vlm(vlm, n=cfg.val_n, dev=dev)
     log(f"vlm eval {json.dumps(vlm_eval)}")
-    vlm_eval_pos = evaluate_vlm(vlm, n=a.val_n, dev=dev, keep_positions=True)
+    vlm_eval_pos = evaluate_vlm(vlm, n=cfg.val_n, dev=dev, keep_positions=True)
     log(f"vlm eval keep_positions {json.dumps(vlm_eval_pos['random_pruning'])}")
     metrics = {
         "gpu": gpu,
@@ -462,16 +388,21 @@ def main(argv: list[str] | None = None) -> dict:
         "vlm": {"params_trained": sum(p.numel() for p in vlm.projector.parameters())
                 + sum(p.numel() for p in vlm.lm.parameters()), "train": vlm_log, "val": vlm_eval,
                 "val_keep_positions": vlm_eval_pos},
-        "args": vars(a),
+        "args": dataclasses.asdict(cfg),
     }  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     try:
-        metrics["latency_fp32"] = latency(vlm, dev=dev, repeats=2 if a.quick else 30)
+        metrics["latency_fp32"] = latency(vlm, dev=dev, repeats=2 if cfg.quick else 30)
         log(f"latency {metrics['latency_fp32']}")
     except Exception as e:  # noqa: BLE001 - timing is optional; the weights and metrics are already written
         log(f"latency failed: {e!r}")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m engine.vision.train``: the flags of :class:`TrainConfig`, then :func:`train`."""
+    return train(TrainConfig.from_args(argv))
 
 
 if __name__ == "__main__":
