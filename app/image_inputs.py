@@ -12,9 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from app.inputs import as_int, upload_path
 from engine.registry import InputError
 
-__all__ = ["SOURCES", "MAX_SCENE", "EXAMPLES", "example_paths", "get_image", "image_input_components"]
+__all__ = [
+    "SOURCES", "MAX_SCENE", "EXAMPLES", "example_paths", "scene_image", "cli_image", "get_image",
+    "image_input_components",
+]  # fmt: skip
 
 SOURCES = ("Generated scene", "Example photo", "Upload")
 MAX_SCENE = 100_000
@@ -30,6 +34,29 @@ def example_paths(names: tuple[str, ...] = EXAMPLES) -> dict[str, Path]:
     return {n: d / n for n in names if (d / n).exists()}
 
 
+def scene_image(index, *, with_questions: bool = False) -> tuple[np.ndarray, str]:
+    """Validation scene ``index`` of the built-in generator as RGB uint8 ``[H, W, 3]``, and its description
+    (with its questions and answers when ``with_questions``)."""
+    from engine.vision import scenes
+
+    i = as_int(index, "scene index", 0, MAX_SCENE)
+    b = scenes.make_batch("val", i, 1)
+    desc = f"validation scene {i}"
+    if with_questions:
+        qs = "; ".join(f"{b.question_text(0, j)} {b.answer_text(0, j)}" for j in range(len(scenes.QTYPES)))
+        desc += f" (its questions: {qs})"
+    return b.image_uint8(0), desc
+
+
+def cli_image(path: str | None, scene: int | None) -> tuple[np.ndarray, list[str]]:
+    """The image of a command's ``--image PATH`` or ``--scene I`` flag, and the notices of loading it."""
+    from engine.vision.images import load_image
+
+    if path:
+        return load_image(path)
+    return scene_image(scene)[0], []
+
+
 def get_image(
     source: str, scene_index, example: str | None, upload, *, names: tuple[str, ...] = EXAMPLES,
     with_questions: bool = False,
@@ -41,22 +68,7 @@ def get_image(
     from engine.vision.images import load_image
 
     if source == "Generated scene":
-        from engine.vision import scenes
-
-        try:
-            i = int(scene_index)
-        except (TypeError, ValueError):
-            raise InputError(f"scene index must be a whole number, got {scene_index!r}") from None
-        if not 0 <= i <= MAX_SCENE:
-            raise InputError(f"scene index must be in 0..{MAX_SCENE}, got {i}")
-        b = scenes.make_batch("val", i, 1)
-        img = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        desc = f"validation scene {i}"
-        if with_questions:
-            qs = "; ".join(
-                f"{b.question_text(0, j)} {b.answer_text(0, j)}" for j in range(len(scenes.QTYPES))
-            )
-            desc += f" (its questions: {qs})"
+        img, desc = scene_image(scene_index, with_questions=with_questions)
         return img, [], desc
     if source == "Example photo":
         paths = example_paths(names)
@@ -67,7 +79,7 @@ def get_image(
     if source == "Upload":
         if upload is None:
             raise InputError("upload an image file first")
-        path = upload if isinstance(upload, str) else getattr(upload, "name", None) or upload.get("path")
+        path = upload_path(upload)
         img, notices = load_image(path)
         return img, notices, f"uploaded {Path(path).name}"
     raise InputError(f"unknown image source {source!r}; choose one of {list(SOURCES)}")

@@ -55,8 +55,7 @@ def test_flow_graph_time_warm():
     from engine.vision import scenes
 
     def img(i):
-        b = scenes.make_batch("val", 900 + i, 1)
-        return (b.images[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        return scenes.make_batch("val", 900 + i, 1).image_uint8(0)
 
     flow_for_image(img(0))
     t = time.perf_counter()

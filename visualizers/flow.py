@@ -12,7 +12,10 @@ import plotly.graph_objects as go
 
 from visualizers.style import HEATMAP_SCALE, OKABE_ITO, base_layout
 
-__all__ = ["plot_flow_graph", "plot_overlay", "plot_entropy", "flow_caption", "flow_table", "KIND_COLOURS"]
+__all__ = [
+    "plot_flow_graph", "plot_overlay", "plot_entropy", "flow_caption", "flow_table", "KIND_COLOURS",
+    "plot_compare_overlays", "plot_rank_agreement", "compare_table", "compare_caption", "COMPARE_HEADERS",
+]  # fmt: skip
 
 KIND_COLOURS = {"cls": OKABE_ITO[0], "bos": OKABE_ITO[7], "patch": OKABE_ITO[1], "text": OKABE_ITO[2]}
 KIND_NAMES = {"cls": "CLS", "bos": "<bos>", "patch": "image patch", "text": "text token"}
@@ -79,40 +82,55 @@ def plot_flow_graph(res, *, max_edges: int = 200, width: int = 760, height: int 
             last = t
     fig.update_xaxes(title="layer (0 = input)", tickmode="array", tickvals=list(range(res.n_layers + 1)))
     fig.update_yaxes(title="token", autorange="reversed", tickmode="array", tickvals=tv, ticktext=tt)
-    title = (
-        f"{'Rollout' if res.method == 'attention-rollout' else 'Attention-flow'} graph to {x['output_label']}"
-    )
+    title = f"{_short_name(res.method)} graph to {x['output_label']}"
     base_layout(fig, title=title, width=width, height=height)
     fig.update_layout(legend={"orientation": "h", "y": -0.15}, margin={"l": 110})
     return fig
 
 
-def _grid_importance(res) -> np.ndarray:
-    x = res.extra
-    a, b = x["image_span"]
-    rows, cols = x["grid"]
-    return np.asarray(res.importance[a:b]).reshape(rows, cols)
+def _short_name(method: str) -> str:
+    from engine.registry import get
+
+    return get(method, family="flow").fact("short_name", method)
+
+
+def _grid(importance, image_span, grid) -> np.ndarray:
+    a, b = image_span
+    rows, cols = grid
+    return np.asarray(importance[a:b]).reshape(rows, cols)
+
+
+def _zmax(grids) -> float | None:
+    """The colour range's top: a few sink patches would otherwise wash out the scale."""
+    return float(np.quantile(np.stack(grids), 0.98)) or None
+
+
+def _overlay_traces(fig, img, grid, zmax, *, opacity, row=None, col=None, colorbar=True) -> None:
+    """The image and the patch importance (cividis, ``0..zmax``) over it, into ``fig`` (or one of its subplots)."""
+    s = img.shape[0]
+    rows, cols = grid.shape
+    step = s / cols
+    at = {} if row is None else {"row": row, "col": col}
+    fig.add_trace(go.Image(z=img), **at)
+    fig.add_trace(
+        go.Heatmap(
+            z=grid, x=(np.arange(cols) + 0.5) * step - 0.5, y=(np.arange(rows) + 0.5) * step - 0.5,
+            colorscale=HEATMAP_SCALE, opacity=opacity, zmin=0.0, zmax=zmax, showscale=colorbar,
+            colorbar={"title": "share", "len": 0.8, "thickness": 14},
+            hovertemplate="row %{y:.0f} col %{x:.0f}<br>importance %{z:.4f}<extra></extra>",
+        ), **at,
+    )  # fmt: skip
+    fig.update_xaxes(visible=False, range=[-0.5, s - 0.5], **at)
+    fig.update_yaxes(visible=False, range=[s - 0.5, -0.5], **at)
 
 
 def plot_overlay(res, *, width: int = 440, height: int = 420, opacity: float = 0.55) -> go.Figure:
     """The image the model saw with the importance of each patch (cividis) over it."""
     x = res.extra
-    img = np.asarray(x["image"])
-    s = img.shape[0]
-    rows, cols = x["grid"]
-    grid = _grid_importance(res)
-    zmax = float(np.quantile(grid, 0.98)) or None  # a few sink patches would otherwise wash out the scale
-    fig = go.Figure(go.Image(z=img))
-    step = s / cols
-    fig.add_trace(
-        go.Heatmap(
-            z=grid, x=(np.arange(cols) + 0.5) * step - 0.5, y=(np.arange(rows) + 0.5) * step - 0.5,
-            colorscale=HEATMAP_SCALE, opacity=opacity, zmin=0.0, zmax=zmax, colorbar={"title": "share", "len": 0.8, "thickness": 14},
-            hovertemplate="row %{y:.0f} col %{x:.0f}<br>importance %{z:.4f}<extra></extra>",
-        )
-    )  # fmt: skip
-    fig.update_xaxes(visible=False, range=[-0.5, s - 0.5])
-    fig.update_yaxes(visible=False, range=[s - 0.5, -0.5], scaleanchor="x")
+    grid = _grid(res.importance, x["image_span"], x["grid"])
+    fig = go.Figure()
+    _overlay_traces(fig, np.asarray(x["image"]), grid, _zmax([grid]), opacity=opacity)
+    fig.update_yaxes(scaleanchor="x")
     base_layout(fig, title=f"Patch importance for {x['output_label'][:28]}", width=width, height=height)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
@@ -199,4 +217,92 @@ def flow_caption(res) -> str:
     if x["notices"]:
         parts.append("Input: " + "; ".join(x["notices"]) + ".")
     parts.append(f"Input fingerprint {res.provenance.input_fingerprint}, backend {res.provenance.backend}.")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+def plot_compare_overlays(cmp, *, side: int = 300, opacity: float = 0.55) -> go.Figure:
+    """One importance overlay per method of a :class:`engine.flow.compare.FlowComparison`, on one colour scale."""
+    from plotly.subplots import make_subplots
+
+    grids = [_grid(imp, cmp.image_span, cmp.grid) for imp in cmp.importance]
+    zmax = _zmax(grids)
+    n = len(grids)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[_short_name(m) for m in cmp.methods],
+                        horizontal_spacing=0.03)  # fmt: skip
+    for i, grid in enumerate(grids):
+        _overlay_traces(fig, np.asarray(cmp.extra["image"]), grid, zmax, opacity=opacity, row=1, col=i + 1,
+                        colorbar=i == n - 1)  # fmt: skip
+    for i in range(n):
+        fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
+    base_layout(fig, title=f"Patch importance for {cmp.output_label[:28]}, same colour scale",
+                width=side * n + 120, height=side + 110)  # fmt: skip
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
+    return fig
+
+
+def plot_rank_agreement(cmp, *, width: int = 460, height: int = 420) -> go.Figure:
+    """Each token's importance under the first method (x) against every other method (y), log scales."""
+    imp = np.asarray(cmp.importance)
+    kinds = np.asarray(cmp.kinds)
+    fig = go.Figure()
+    floor = max(float(imp[imp > 0].min()) if (imp > 0).any() else 1e-6, 1e-9)
+    first = _short_name(cmp.methods[0])
+    for j, m in enumerate(cmp.methods[1:], start=1):
+        for kind in ("patch", "text", "bos", "cls"):
+            sel = kinds == kind
+            if not sel.any():
+                continue
+            fig.add_trace(go.Scatter(
+                x=np.maximum(imp[0, sel], floor), y=np.maximum(imp[j, sel], floor), mode="markers",
+                name=f"{KIND_NAMES[kind]} ({_short_name(m)})" if len(cmp.methods) > 2 else KIND_NAMES[kind],
+                marker={"size": 6, "color": KIND_COLOURS[kind], "opacity": 0.7,
+                        "symbol": ("circle", "diamond", "square", "cross")[(j - 1) % 4]},
+                text=[cmp.labels[t] for t in np.nonzero(sel)[0]], hoverinfo="text+x+y",
+            ))  # fmt: skip
+    lo, hi = floor, float(imp.max()) if imp.size else 1.0
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "grey"},
+                             name="equal", hoverinfo="skip"))  # fmt: skip
+    fig.update_xaxes(title=f"{first} importance", type="log")
+    fig.update_yaxes(title="other method's importance", type="log")
+    rho = cmp.spearman[0, 1] if len(cmp.methods) > 1 else 1.0
+    base_layout(fig, title=f"Token importance, Spearman {rho:.2f}", width=width, height=height)
+    fig.update_layout(legend={"orientation": "h", "y": -0.22, "font": {"size": 12}})
+    return fig
+
+
+def compare_table(cmp) -> list[list]:
+    """Rows for the comparison table: one per method (time, image share, top input, agreement with the first)."""
+    rows = []
+    for i, r in enumerate(cmp.rows):
+        rows.append([
+            r["method"], f"{r['importance_s']:.3f}", f"{r['graph_s']:.3f}", f"{r['image_share']:.3f}",
+            f"{r['top_input']} ({r['top_importance']:.3f})", f"{cmp.spearman[0, i]:.3f}", f"{cmp.top_iou[0, i]:.3f}",
+        ])  # fmt: skip
+    return rows
+
+
+COMPARE_HEADERS = ["method", "importance (s)", "graph (s)", "image share", "top input", "Spearman vs first",
+                   "top-patch IoU vs first"]  # fmt: skip
+
+
+def compare_caption(cmp) -> str:
+    """What the comparison shows, with the methods, settings, input and numbers."""
+    s = cmp.settings
+    first = cmp.methods[0]
+    parts = [
+        f"**{', '.join(cmp.methods)}** (Abnar & Zuidema 2020, residual {s['residual']}, top-k {s['top_k']} in-edges "
+        f"per node for max-flow) on **{cmp.model}** ({cmp.n_tokens} tokens), traced to **{cmp.output_label}**"
+        + (f" for the question *{cmp.question}* (answer: **{cmp.answer}**)" if cmp.question else "") + ".",
+        "Overlays share one colour scale (0 to the 98th percentile of all patches).",
+    ]  # fmt: skip
+    for i, m in enumerate(cmp.methods[1:], start=1):
+        parts.append(
+            f"{m} vs {first}: Spearman {cmp.spearman[0, i]:.3f} over all tokens, IoU {cmp.top_iou[0, i]:.3f} of the "
+            f"top {s['top_fraction']:.0%} of patches; importance took {cmp.rows[i]['importance_s']:.3f} s vs "
+            f"{cmp.rows[0]['importance_s']:.3f} s."
+        )
+    if cmp.notices:
+        parts.append("Input: " + "; ".join(cmp.notices) + ".")
+    parts.append(f"Input fingerprint {cmp.provenance.input_fingerprint}, backend {cmp.provenance.backend}.")
     return " ".join(parts)

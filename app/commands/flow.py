@@ -11,107 +11,65 @@ from __future__ import annotations
 
 import argparse
 
+from app.commands import method_flag, param_flag
+
 NAME = "flow"
 HELP = "information flow (attention rollout / max-flow) through a vision model for one image: graph + entropy"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.flow.compare import COMPARE_SETTINGS
+    from engine.flow.graph import FLOW_PARAMS
+    from engine.flow.run import TARGET
+
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", metavar="PATH", help="image file (PNG, JPEG, GIF, TIFF, WebP, BMP)")
     src.add_argument("--scene", type=int, metavar="I", help="validation scene I of the built-in generator")
     p.add_argument("--model", default="scene-vit", help="scene-vit, scene-vlm, a local folder or a hub id")
-    p.add_argument("--method", default="attention-rollout", choices=("attention-rollout", "attention-flow"))
-    p.add_argument("--target", default="output", choices=("output", "patches"),
-                   help="trace into CLS / the last token (output) or into the mean of the last layer's patches")  # fmt: skip
+    method_flag(p, "flow")
+    param_flag(
+        p,
+        TARGET,
+        help="trace into CLS / the last token (output) or into the mean of the last layer's patches",
+    )
     p.add_argument("--question", default=None, help="question for a VLM (scene VLM: its scene vocabulary)")
-    p.add_argument("--residual", type=float, default=0.5, help="identity weight in A_hat (0.5 in the paper)")
-    p.add_argument("--top-k", type=int, default=16, help="attention-flow: incoming edges kept per node")
-    p.add_argument("--top-edges", type=int, default=300, help="strongest edges in the printed graph")
+    for param in FLOW_PARAMS.params:  # --residual, --top-k, --top-edges: each method takes the ones it uses
+        param_flag(p, param)
     p.add_argument("--allow-network", action="store_true", help="allow downloading a hub model")
+    method_flag(p, "flow", flag="--compare", nargs="+",
+                help="compare these methods on the image instead: importance, rank agreement, time")  # fmt: skip
+    param_flag(p, COMPARE_SETTINGS["top_fraction"])
 
 
-def graph_json(res) -> dict:
-    """``nodes``, ``edges`` (with weights) and per-layer ``entropy`` of a flow result, as plain JSON."""
-    x = res.extra
-    labels, kinds = x["labels"], x["kinds"]
-    used = {(res.n_layers, res.output)} if res.output >= 0 else set()
-    for lay, src, dst, _ in res.edges:
-        used.add((lay, src))
-        used.add((lay + 1, dst))
-    relay_top = {(r["layer"], r["token"]) for r in res.relays}
-    nodes = [
-        {
-            "id": f"L{lay}:T{tok}",
-            "layer": lay,
-            "token": tok,
-            "label": labels[tok],
-            "kind": kinds[tok],
-            "share": float(res.node_share[lay, tok]),
-            "relay": float(res.relay[lay, tok]),
-            "is_relay": (lay, tok) in relay_top,
-        }
-        for lay, tok in sorted(used)
-    ]
-    edges = [
-        {"source": f"L{lay}:T{src}", "target": f"L{lay + 1}:T{dst}", "weight": w}
-        for lay, src, dst, w in res.edges
-    ]
-    order = res.importance.argsort()[::-1][:20]
-    return {
-        "model": x["model"],
-        "model_kind": x["model_kind"],
-        "method": res.method,
-        "params": res.provenance.params,
-        "n_layers": res.n_layers,
-        "n_tokens": res.n_tokens,
-        "grid": x["grid"],
-        "output_token": {"index": res.output, "label": x["output_label"]},
-        "target": x["target"],
-        "question": x["question"],
-        "answer": x["answer"],
-        "nodes": nodes,
-        "edges": edges,
-        "entropy": [float(v) for v in res.entropy],
-        "entropy_output": [float(v) for v in res.entropy_query],
-        "top_inputs": [
-            {"token": int(t), "label": labels[t], "importance": float(res.importance[t])} for t in order
-        ],
-        "relays": [dict(r, label=labels[r["token"]]) for r in res.relays],
-        "notices": x["notices"],
-        "timings": res.provenance.timings,
-        "backend": res.provenance.backend,
-        "input_fingerprint": res.provenance.input_fingerprint,
-    }
+def run(args: argparse.Namespace):
+    """The flow report (:class:`engine.flow.report.FlowReport`) of one image, or with ``--compare`` the
+    :class:`engine.flow.compare.FlowComparison` of several methods; the CLI prints its ``to_dict()``."""
+    from app.image_inputs import cli_image
+    from engine.flow.compare import compare
+    from engine.flow.graph import FLOW_PARAMS
+    from engine.flow.report import flow_report
+    from engine.flow.run import flow_for_image, method_params
 
-
-def run(args: argparse.Namespace) -> dict:
-    from engine.flow.run import flow_for_image
-    from engine.vision.images import load_image
-
-    if args.image:
-        image, notices = load_image(args.image)
-    else:
-        import numpy as np
-
-        from engine.vision import scenes
-
-        if args.scene < 0:
-            raise ValueError(f"--scene must be >= 0, got {args.scene}")
-        b = scenes.make_batch("val", args.scene, 1)
-        image, notices = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), []
-    params = {"residual": args.residual, "top_edges": args.top_edges}
-    if args.method == "attention-flow":
-        params["top_k"] = args.top_k
+    image, notices = cli_image(args.image, args.scene)
+    params = {p.name: getattr(args, p.name) for p in FLOW_PARAMS.params}
+    if args.compare:
+        settings = dict(params, target=args.target, top_fraction=args.top_fraction)
+        return compare(image, args.compare, settings, model=args.model, question=args.question, notices=notices,
+                       allow_network=args.allow_network or None)  # fmt: skip
     res = flow_for_image(
-        image, model=args.model, method=args.method, question=args.question, params=params, target=args.target,
-        allow_network=args.allow_network or None,
+        image, model=args.model, method=args.method, question=args.question, target=args.target,
+        params=method_params(args.method, params), allow_network=args.allow_network or None,
     )  # fmt: skip
-    out = graph_json(res)
-    out["notices"] = notices + out["notices"]
-    return out
+    return flow_report(res, notices=notices)
 
 
 def render(out: dict) -> str:
+    if "rows" in out:  # --compare
+        return "\n".join(
+            f"{r['method']}: importance {r['importance_s']:.3f} s, image share {r['image_share']:.3f}, top input "
+            f"{r['top_input']} ({r['top_importance']:.3f}), Spearman vs {out['methods'][0]} {out['spearman'][0][i]:.3f}"
+            for i, r in enumerate(out["rows"])
+        )
     lines = [f"{out['method']} on {out['model']} ({out['n_layers']} layers, {out['n_tokens']} tokens)"]
     if out["question"]:
         lines.append(f"question: {out['question']}  answer: {out['answer']}")

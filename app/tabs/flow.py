@@ -1,10 +1,8 @@
-"""Information Flow tab: attention rollout and attention flow through the scene ViT, the scene VLM or a hub
-vision model, drawn as a layered graph, an importance overlay and a per-layer entropy curve."""
+"""Information Flow tab: the registered flow methods (attention rollout, attention flow) through the scene ViT,
+the scene VLM or a hub vision model, drawn as a layered graph, an importance overlay and a per-layer entropy
+curve; and two or more methods side by side on the same image (importance, rank agreement, time)."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -16,8 +14,8 @@ from app.image_inputs import image_input_components
 TAB_TITLE = "Information Flow"
 TAB_ORDER = 30
 
-MODELS = ("scene-vit", "scene-vlm")
-METHODS = ("attention-rollout", "attention-flow")
+DEFAULT_MODEL = "scene-vit"
+TARGETS = {"CLS / answer token": "output", "all image patches": "patches"}  # radio label -> engine target
 
 
 def get_image(source: str, scene_index, example: str | None, upload) -> tuple[np.ndarray, list[str], str]:
@@ -25,69 +23,74 @@ def get_image(source: str, scene_index, example: str | None, upload) -> tuple[np
     return _get_image(source, scene_index, example, upload, with_questions=True)
 
 
-def _export(res, data: dict) -> str:
-    import tempfile
+def _inputs(source, scene_index, example, upload, model, question, allow_net, target) -> dict:
+    """What both handlers share: the image (with its notices and description) and the run's options."""
+    img, notices, described = get_image(source, scene_index, example, upload)
+    return dict(
+        image=img, notices=notices, described=described, model=(model or "").strip() or DEFAULT_MODEL,
+        question=(question or "").strip() or None, target=TARGETS.get(target, target),
+        allow_network=bool(allow_net) or None,
+    )  # fmt: skip
 
-    d = Path(tempfile.gettempdir()) / "redex-flow"  # gradio serves files from the temp directory
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / f"flow_{res.provenance.input_fingerprint}.json"
-    p.write_text(json.dumps(data))
-    return str(p)
+
+def _caption(text: str, described: str, notices=()) -> str:
+    caption = text + f" Input: {described}."
+    return caption + (" Notices: " + "; ".join(notices) + "." if notices else "")
 
 
 @user_errors
-def run_flow(
-    source,
-    scene_index,
-    example,
-    upload,
-    model,
-    method,
-    residual,
-    top_k,
-    top_edges,
-    question,
-    allow_net,
-    target="output",
-):
+def run_flow(source, scene_index, example, upload, model, method, residual, top_k, top_edges, question,
+             allow_net, target="output"):  # fmt: skip
     """Handler: load the image, compute the flow graph, and draw it."""
-    from app.commands.flow import graph_json
-    from engine.flow.run import flow_for_image
+    from app.export import export
+    from engine.flow.report import flow_report
+    from engine.flow.run import flow_for_image, method_params
     from visualizers.flow import flow_caption, flow_table, plot_entropy, plot_flow_graph, plot_overlay
 
-    img, notices, described = get_image(source, scene_index, example, upload)
-    model = (model or "").strip() or "scene-vit"
-    params = {"residual": residual, "top_edges": top_edges}
-    if method == "attention-flow":
-        params["top_k"] = top_k
-    res = flow_for_image(
-        img, model=model, method=method, question=(question or "").strip() or None, params=params,
-        target="patches" if str(target).startswith("all image") else "output", allow_network=bool(allow_net) or None,
-    )  # fmt: skip
-    data = graph_json(res)
-    data["notices"] = notices + data["notices"]
-    caption = flow_caption(res) + f" Input: {described}."
-    if notices:
-        caption += " Notices: " + "; ".join(notices) + "."
-    return (
-        plot_overlay(res),
-        plot_flow_graph(res),
-        plot_entropy(res),
-        flow_table(res),
-        caption,
-        _export(res, data),
-    )
+    x = _inputs(source, scene_index, example, upload, model, question, allow_net, target)
+    params = method_params(method, {"residual": residual, "top_k": top_k, "top_edges": top_edges})
+    res = flow_for_image(x["image"], model=x["model"], method=method, question=x["question"], params=params,
+                         target=x["target"], allow_network=x["allow_network"])  # fmt: skip
+    report = flow_report(res, notices=x["notices"])
+    (download,) = export(report, f"flow_{res.provenance.input_fingerprint}", csv={})
+    caption = _caption(flow_caption(res), x["described"], x["notices"])
+    return plot_overlay(res), plot_flow_graph(res), plot_entropy(res), flow_table(res), caption, download
+
+
+@user_errors
+def compare_flow(source, scene_index, example, upload, model, methods, residual, top_k, top_edges, question,
+                 allow_net, target="output", top_fraction=0.1):  # fmt: skip
+    """Handler: the chosen methods on the same image and model, side by side."""
+    from app.export import export
+    from engine.flow.compare import compare
+    from visualizers.flow import compare_caption, compare_table, plot_compare_overlays, plot_rank_agreement
+
+    x = _inputs(source, scene_index, example, upload, model, question, allow_net, target)
+    settings = dict(residual=residual, top_k=top_k, top_edges=top_edges, target=x["target"],
+                    top_fraction=top_fraction)  # fmt: skip
+    cmp = compare(x["image"], methods or [], settings, model=x["model"], question=x["question"],
+                  notices=x["notices"], allow_network=x["allow_network"])  # fmt: skip
+    files = export(cmp, f"flow_compare_{cmp.provenance.input_fingerprint}")
+    caption = _caption(compare_caption(cmp), x["described"])  # the notices are in cmp's caption
+    return plot_compare_overlays(cmp), plot_rank_agreement(cmp), compare_table(cmp), caption, files
 
 
 def warmup() -> None:
-    from engine.vision.loading import load_vision
+    from engine.vision.loading import BUILTIN_VISION, load_vision
 
-    for name in MODELS:
+    for name in BUILTIN_VISION:
         load_vision(name)
-    run_flow("Generated scene", 0, None, None, "scene-vit", "attention-rollout", 0.5, 16, 300, "", False)
+    run_flow("Generated scene", 0, None, None, DEFAULT_MODEL, "attention-rollout", 0.5, 16, 300, "", False)
 
 
 def build_tab() -> None:
+    from app.controls import controls, method_dropdown, method_info
+    from engine.flow.compare import COMPARE_SETTINGS
+    from engine.flow.graph import FLOW_PARAMS
+    from engine.flow.run import DEFAULT_QUESTION
+    from engine.vision.loading import BUILTIN_VISION
+    from visualizers.flow import COMPARE_HEADERS
+
     gr.Markdown(
         "How information moves through a vision model's attention. **Attention rollout** multiplies each layer's "
         "head-averaged attention (mixed half-and-half with the identity for the residual path); **attention flow** "
@@ -98,18 +101,17 @@ def build_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             source, scene_index, example, upload = image_input_components()
-            model = gr.Dropdown(list(MODELS), value="scene-vit", allow_custom_value=True,
+            model = gr.Dropdown(list(BUILTIN_VISION), value=DEFAULT_MODEL, allow_custom_value=True,
                                 label="Model (or a local folder / hub id of CLIP, ViT, DINOv2, LLaVA)")  # fmt: skip
             allow_net = gr.Checkbox(False, label="Allow network (hub models)")
-            question = gr.Textbox(value="how many objects ?", label="Question (VLM only)",
+            question = gr.Textbox(value=DEFAULT_QUESTION, label="Question (VLM only)",
                                   info="scene VLM words: how many, what color/shape is the, is there a, are all, "
                                   "red, circle, small, left, ... ?")  # fmt: skip
-            target = gr.Radio(["CLS / answer token", "all image patches"], value="CLS / answer token",
-                              label="Trace the flow into")  # fmt: skip
-            method = gr.Radio(list(METHODS), value="attention-rollout", label="Method")
-            residual = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Residual weight (paper: 0.5)")
-            top_k = gr.Slider(1, 256, value=16, step=1, label="Attention flow: in-edges kept per node")
-            top_edges = gr.Slider(20, 1000, value=300, step=10, label="Edges kept for the graph")
+            target = gr.Radio(list(TARGETS), value=next(iter(TARGETS)), label="Trace the flow into")
+            method = method_dropdown("flow", label="Method")
+            params = controls(FLOW_PARAMS)  # residual, top_k, top_edges: each method uses the ones it takes
+            with gr.Accordion("Methods", open=False):
+                gr.Markdown(method_info("flow"))
             apply = gr.Button("Apply", variant="primary")
         with gr.Column(scale=3):
             with gr.Row():
@@ -119,22 +121,21 @@ def build_tab() -> None:
             caption = gr.Markdown(elem_classes=["caption"])
             table = gr.Dataframe(headers=["quantity", "value"], interactive=False, label="Metrics")
             export = gr.File(label="Graph (JSON: nodes, edges, entropy)")
-    apply.click(
-        run_flow,
-        [
-            source,
-            scene_index,
-            example,
-            upload,
-            model,
-            method,
-            residual,
-            top_k,
-            top_edges,
-            question,
-            allow_net,
-            target,
-        ],
-        [overlay, graph, entropy, table, caption, export],
-        api_name="flow_apply",
-    )
+    gr.Markdown("### Compare methods on the same image and model")
+    with gr.Row():
+        with gr.Column(scale=1):
+            methods = method_dropdown("flow", multiselect=True, label="Methods to compare")
+            top_fraction = controls(COMPARE_SETTINGS, only=["top_fraction"])["top_fraction"]
+            compare_btn = gr.Button("Compare", variant="primary")
+        with gr.Column(scale=3):
+            cmp_overlays = gr.Plot(label="Importance per method")
+            cmp_agree = gr.Plot(label="Rank agreement")
+            cmp_caption = gr.Markdown(elem_classes=["caption"])
+            cmp_table = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, label="Comparison")
+            cmp_files = gr.File(label="Comparison (JSON + CSV)", file_count="multiple")
+    shared = [source, scene_index, example, upload, model]
+    after = [*params.values(), question, allow_net, target]
+    apply.click(run_flow, [*shared, method, *after], [overlay, graph, entropy, table, caption, export],
+                api_name="flow_apply")  # fmt: skip
+    compare_btn.click(compare_flow, [*shared, methods, *after, top_fraction],
+                      [cmp_overlays, cmp_agree, cmp_table, cmp_caption, cmp_files], api_name="flow_compare")  # fmt: skip

@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.registry import InputError, Paper, Param, register
+from engine.registry import InputError, Paper, Param, Settings, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
 __all__ = [
     "ABNAR_PAPER",
+    "FLOW_PARAMS",
     "FlowGraph",
     "augment",
     "rollout",
@@ -56,6 +57,16 @@ __all__ = [
 ABNAR_PAPER = Paper("Quantifying Attention Flow in Transformers", 2020, "arXiv:2005.00928",
                     "https://arxiv.org/abs/2005.00928")  # fmt: skip
 _SCALE = 1_000_000  # capacity resolution of the integer max-flow
+
+# The family's parameters, declared once: each method takes the ones it uses, and FLOW_PARAMS (display order) is
+# what the tab's controls and the CLI's flags are built from.
+RESIDUAL = Param("residual", 0.5, low=0.0, high=1.0, step=0.05, label="Residual weight (paper: 0.5)",
+                 help="weight of the identity (residual) in A_hat")  # fmt: skip
+TOP_K = Param("top_k", 16, low=1, high=4096, label="Attention flow: in-edges kept per node",
+              help="incoming edges kept per node (bounds the cost)")  # fmt: skip
+TOP_EDGES = Param("top_edges", 300, low=10, high=3000, step=10, label="Edges kept for the graph",
+                  help="strongest edges kept for the drawn graph")  # fmt: skip
+FLOW_PARAMS = Settings("flow graph", (RESIDUAL, TOP_K, TOP_EDGES))
 
 
 def _check(attn: np.ndarray) -> np.ndarray:
@@ -303,10 +314,9 @@ def _jsonable_output(output):
     paper=ABNAR_PAPER,
     summary="Multiply the residual-augmented, head-averaged attention of every layer to trace which input "
     "tokens an output token draws on.",
-    params=[
-        Param("residual", 0.5, low=0.0, high=1.0, help="weight of the identity (residual) in A_hat"),
-        Param("top_edges", 300, low=10, high=3000, help="strongest edges kept for the drawn graph"),
-    ],
+    params=[RESIDUAL, TOP_EDGES],
+    role="graph",
+    facts={"short_name": "Rollout", "importance": "row of the cumulative rollout R_L"},
 )
 def run_rollout(attn, *, output: int = 0, residual: float = 0.5, top_edges: int = 300) -> FlowGraph:
     """Rollout graph from attentions [L, H, T, T] to token ``output``."""
@@ -323,11 +333,9 @@ def run_rollout(attn, *, output: int = 0, residual: float = 0.5, top_edges: int 
     paper=ABNAR_PAPER,
     summary="Maximum flow from each input token to the output through the layered attention graph "
     "(capacities = residual-augmented attention).",
-    params=[
-        Param("residual", 0.5, low=0.0, high=1.0, help="weight of the identity (residual) in A_hat"),
-        Param("top_k", 16, low=1, high=4096, help="incoming edges kept per node (bounds the cost)"),
-        Param("top_edges", 300, low=10, high=3000, help="strongest edges kept for the drawn graph"),
-    ],
+    params=[RESIDUAL, TOP_K, TOP_EDGES],
+    role="graph",
+    facts={"short_name": "Attention-flow", "importance": "max-flow value per input token"},
 )
 def run_attention_flow(
     attn, *, output: int = 0, residual: float = 0.5, top_k: int = 16, top_edges: int = 300
