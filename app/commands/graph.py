@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     choices = names("graphs")
     p.add_argument(
         "--method", default=DEFAULT_METHOD, choices=choices, type=_known(choices),
-        help=f"registered graph method: {', '.join(choices)}",
+        help="registered graph method",
     )  # fmt: skip
     default = get(DEFAULT_METHOD, family="graphs")
     param_flag(p, default.param("budget"), help="summary size / input size, in (0, 1]")

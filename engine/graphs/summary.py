@@ -96,10 +96,6 @@ class GraphSummaryResult(Result):
             node_labels=s.labels.tolist(),
         )
 
-    def summary_dict(self, labels: np.ndarray | None = None) -> dict:
-        """The summary graph as plain JSON (:meth:`summary_graph` serialised)."""
-        return self.summary_graph(labels).to_dict()
-
 
 @dataclass
 class SummaryGraph(Result):
