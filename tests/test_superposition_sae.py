@@ -1,4 +1,4 @@
-"""Tied SAE training, statistics and SAELens-format files."""
+"""Tied SAE training and statistics (engine/superposition/sae.py), SAELens-format files (saelens_io.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from engine.superposition.sae import (
     SAEConfig,
     SparseAutoencoder,
     check_activations,
-    load_saelens,
     sae_stats,
-    save_saelens,
     train_sae,
     train_sae_stack,
 )
+from engine.superposition.saelens_io import load_saelens, save_saelens
 
 
 def sparse_data(n=2000, d=16, k=48, p=0.04, seed=0, scale=1.0):

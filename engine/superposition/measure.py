@@ -2,31 +2,36 @@
 
 ``sae-feature-count`` captures a layer's activations (:mod:`.activations`), trains the paper's tied SAE on
 them (:mod:`.sae`) or applies a user's pretrained SAELens SAE, and reports ``F = exp(H)``, ``N`` and
-``psi = F / N`` (:mod:`.metrics`) with the SAE's reconstruction and sparsity statistics.
+``psi = F / N`` (:mod:`.metrics`) with the SAE's reconstruction and sparsity statistics. Measurements are kept
+in memory by input fingerprint (they hold their SAE and activations, which the feature map reads).
 
 ``sae-layer-scan`` does the same for many layers from one forward pass per batch, and, because ``F`` depends on
 the L1 coefficient and the dictionary size (the paper says so and shows it), repeats the measurement for a
 small one-at-a-time sweep around the defaults (lambda x {0.5, 2}, expansion x {0.5, 2}); the minimum and maximum
-``F`` over the sweep form the sensitivity band drawn around each layer's value.
+``F`` over the sweep form the sensitivity band drawn around each layer's value. Scans of the default corpus are
+cached on disk by input fingerprint (:class:`engine.cache.ResultCache`), so a restart does not lose them.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from engine.cache import MemoryCache, disk_get, disk_put
-from engine.registry import InputError, Param, register
-from engine.results import Provenance, Result, Stopwatch, fingerprint
+from engine.cache import ResultCache
+from engine.registry import InputError, Param, get, register
+from engine.results import Provenance, Result, Stopwatch, fingerprint, from_dict
 
 from .activations import SITES, ActivationSet, collect_activations, hook_name
 from .metrics import feature_count
-from .sae import SAEConfig, SparseAutoencoder, TrainedSAE, load_saelens, sae_stats, train_sae, train_sae_stack
+from .sae import SAEConfig, SparseAutoencoder, TrainedSAE, sae_stats, train_sae, train_sae_stack
+from .saelens_io import load_saelens
 from .toy import BERESKA
 
 __all__ = [
@@ -38,18 +43,23 @@ __all__ = [
     "SWEEP",
     "scan_activations",
     "scan_key",
+    "remember_scan",
     "sweep_settings",
+    "parse_layers",
+    "SAE_PARAMS",
     "MAX_SWEEP_RUNS",
 ]
 
 SWEEP = (("l1", 0.5), ("l1", 2.0), ("expansion", 0.5), ("expansion", 2.0))  # one-at-a-time factors
 MAX_SWEEP_RUNS = 400  # layers x (1 + sweep settings): more than this is refused as too large
 MAX_SCAN_ROWS = 200_000  # layers x activations per layer held in memory at once (~460 MB at width 576)
-_MEMO = MemoryCache(maxsize=8)
+SCAN_VERSION = (
+    2  # bump when a scan's numbers change; 1 was the key of engine.cache.disk_put before ResultCache
+)
 
 SAE_PARAMS = [
-    Param("expansion", 4.0, low=1.0, high=32.0, help="dictionary size / layer width (paper: 4)"),
-    Param("l1", 0.1, low=0.0, high=10.0, help="L1 coefficient lambda (paper: 0.1)"),
+    Param("expansion", 4.0, low=1.0, high=32.0, step=1, help="dictionary size / layer width (paper: 4)"),
+    Param("l1", 0.1, low=0.0, high=10.0, step=0.01, help="L1 coefficient lambda (paper: 0.1)"),
     Param("lr", 1e-3, low=1e-5, high=1e-1, help="Adam learning rate (paper: 1e-3)"),
     Param("batch_size", 128, low=8, high=4096, help="SAE batch size (paper: 128)"),
     Param("max_activations", 10_000, low=256, high=20_000, help="activations the SAE trains on (paper: 10k)"),
@@ -89,9 +99,10 @@ class LayerMeasurement(Result):
     losses: list[float] = field(default_factory=list)
     p: list[float] = field(default_factory=list)  # [d_sae] activation-mass distribution
     freq: list[float] = field(default_factory=list)  # [d_sae] activation frequency
-    # not serialised: the SAE and the activations, for the feature map
+    # not serialised: the SAE, the activations and the model's tokenizer, for the feature map
     sae: Any = field(default=None, repr=False)
     activations: Any = field(default=None, repr=False)
+    tokenizer: Any = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         keys = (
@@ -157,6 +168,8 @@ def measure_activations(
 @register(
     "sae-feature-count",
     family="superposition",
+    role="measure",
+    acts_at="layer",
     paper=BERESKA,
     summary="Trains the paper's tied ReLU SAE on one layer's activations and counts effective features "
     "F = exp(H) of the activation-mass distribution; psi = F / N.",
@@ -176,10 +189,40 @@ def measure_layer(
     progress: Callable[[float, str], None] | None = None,
     **sae_params: Any,
 ) -> LayerMeasurement:
-    """Effective features of one layer of ``model`` (a built-in name, a directory or a hub id)."""
+    """Effective features of one layer of ``model`` (a built-in name, a directory or a hub id).
+
+    ``sae_params`` are the method's parameters (``expansion``, ``l1``, ...), checked by its registry entry.
+    The measurement is kept in memory by everything it depends on (with the SAE file's size and time), so a
+    repeated request, or the feature map that follows a measurement, answers at once.
+    """
+    params = _validated(sae_params)
+    parts = (model, int(layer), site, text or "", seq_len, params, _file_stamp(sae_path), sae_cfg_path, seed)
+
+    def compute() -> LayerMeasurement:
+        return _measure(model, int(layer), site, text, seq_len, sae_path, sae_cfg_path, allow_network, seed,
+                        progress, params)  # fmt: skip
+
+    return _MEASURED.get_or_compute(parts, compute)
+
+
+_MEASURED = ResultCache("superposition-measure", maxsize=6)  # memory only: each holds an SAE and activations
+
+
+def _file_stamp(path: str | None) -> tuple:
+    """(path, size, mtime) of an SAE file or directory, so a replaced upload is not answered from the cache."""
+    if not path:
+        return ()
+    p = Path(path)
+    p = p / "sae_weights.safetensors" if p.is_dir() else p
+    st = p.stat() if p.exists() else None
+    return (str(path), st.st_size if st else -1, st.st_mtime if st else -1)
+
+
+def _measure(
+    model, layer, site, text, seq_len, sae_path, sae_cfg_path, allow_network, seed, progress, params
+) -> LayerMeasurement:
     from engine.models import load_model
 
-    params = _validated(sae_params)
     cfg = _sae_config(**params)
     sw = Stopwatch()
     t0 = time.perf_counter()
@@ -195,7 +238,7 @@ def measure_layer(
             seq_len=seq_len,
             progress=progress,
         )
-    acts = aset.acts[int(layer)]
+    acts = aset.acts[layer]
     user_sae = None
     if sae_path:
         user_sae = load_saelens(sae_path, cfg_path=sae_cfg_path, d_in=acts.shape[1]).to(_device())
@@ -208,8 +251,8 @@ def measure_layer(
         metrics, _, sae = measure_activations(acts, sae=user_sae, config=cfg, seed=seed, progress=epoch_cb)
     prov = Provenance(
         method="sae-feature-count",
-        params={**params, "model": model, "layer": int(layer), "site": site, "seq_len": seq_len},
-        input_fingerprint=fingerprint(model, int(layer), site, text or "default-corpus", sae_path or ""),
+        params={**params, "model": model, "layer": layer, "site": site, "seq_len": seq_len},
+        input_fingerprint=fingerprint(model, layer, site, text or "default-corpus", sae_path or ""),
         seed=seed,
         backend=_device(),
         timings={**sw.timings, "total": time.perf_counter() - t0},
@@ -217,12 +260,13 @@ def measure_layer(
     return LayerMeasurement(
         provenance=prov,
         model=model,
-        layer=int(layer),
+        layer=layer,
         site=site,
-        hook=hook_name(int(layer), site),
+        hook=hook_name(layer, site),
         sae_source=str(sae_path) if sae_path else "trained",
         sae=sae,
         activations=aset,
+        tokenizer=getattr(loaded, "tokenizer", None),
         **metrics,
     )
 
@@ -232,8 +276,6 @@ def _device() -> str:
 
 
 def _validated(sae_params: dict[str, Any]) -> dict[str, Any]:
-    from engine.registry import get
-
     return get("sae-feature-count").validate(sae_params)
 
 
@@ -275,13 +317,18 @@ class LayerScan(Result):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerScan:
-        prov = Provenance(**d.pop("provenance"))
-        return cls(provenance=prov, **d)
+        return from_dict(cls, d)
+
+
+_SCANS = ResultCache("superposition-scan", version=SCAN_VERSION, maxsize=8, load=LayerScan.from_dict)
+_SCANS_MEMORY = ResultCache("superposition-scan", version=SCAN_VERSION, maxsize=8)  # scans of a user's text
 
 
 @register(
     "sae-layer-scan",
     family="superposition",
+    role="scan",
+    acts_at="layer",
     paper=BERESKA,
     summary="Effective features F and psi = F / N for every chosen layer, with a sensitivity band from a small "
     "sweep of the L1 coefficient and the dictionary size.",
@@ -295,7 +342,7 @@ class LayerScan(Result):
 )
 def scan_layers(
     model: str = "smollm2",
-    layers: Sequence[int] | None = None,
+    layers: Sequence[int] | str | None = None,
     *,
     site: str = "resid",
     text: str | None = None,
@@ -306,15 +353,20 @@ def scan_layers(
     progress: Callable[[float, str], None] | None = None,
     **params: Any,
 ) -> LayerScan:
-    """``F``, ``N``, ``psi`` per layer (all layers by default) with a sensitivity band."""
+    """``F``, ``N``, ``psi`` per layer (all layers by default) with a sensitivity band.
+
+    ``layers`` is a list of block indices, a spec such as ``"0-5, 9"`` (:func:`parse_layers`), or ``None`` /
+    ``"all"`` for every layer. ``params`` are the method's parameters, checked by its registry entry.
+    """
     from engine.models import load_model
-    from engine.registry import get
 
     params = get("sae-layer-scan").validate(params)
     do_sweep = bool(params.pop("sweep"))
     cfg = _sae_config(**params)
     if site not in SITES:
         raise InputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
+    if isinstance(layers, str):
+        layers = parse_layers(layers)
     loaded = load_model(model, allow_network=allow_network)
     layers = list(range(loaded.n_layers)) if not layers else sorted({int(x) for x in layers})
     runs = len(layers) * (1 + (len(SWEEP) if do_sweep else 0))
@@ -326,18 +378,13 @@ def scan_layers(
             "rows held at once: choose fewer layers or fewer activations per layer"
         )
     key = scan_key(model, layers, site, text, seq_len, params, do_sweep, seed)
-    if use_disk_cache and text is None:
-        hit = disk_get("superposition", key)
-        if hit is not None:
-            return LayerScan.from_dict(hit)
 
     def compute() -> LayerScan:
         return _scan(loaded, model, layers, site, text, seq_len, cfg, do_sweep, seed, params, key, progress)
 
-    res = _MEMO.get_or_compute(key, compute)
-    if use_disk_cache and text is None:
-        disk_put("superposition", key, res.to_dict())
-    return res
+    # the default corpus's scans also go to disk (a user's text is kept in memory only)
+    cache = _SCANS if use_disk_cache and text is None else _SCANS_MEMORY
+    return cache.get_or_compute(key, compute)
 
 
 def scan_key(model, layers, site, text, seq_len, params, do_sweep, seed) -> str:
@@ -345,6 +392,35 @@ def scan_key(model, layers, site, text, seq_len, params, do_sweep, seed) -> str:
     return fingerprint(
         "sae-layer-scan", model, list(layers), site, text or "default-corpus", seq_len, params, do_sweep, seed
     )
+
+
+def remember_scan(scan: LayerScan, key: str) -> None:
+    """Put a scan computed elsewhere (the GPU bench) into the disk cache under its :func:`scan_key`."""
+    from engine.cache import disk_put
+
+    disk_put(_SCANS.namespace, _SCANS.key(key), scan.to_dict())
+    _SCANS.clear()
+
+
+def parse_layers(spec: str | None) -> list[int] | None:
+    """``'all'`` (or empty) -> ``None`` (every layer); ``'0-5, 9'`` -> ``[0, 1, 2, 3, 4, 5, 9]``."""
+    spec = (spec or "").strip().lower()
+    if spec in ("", "all"):
+        return None
+    out: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if b < a or b - a > 1000:
+                raise InputError(f"bad layer range {part!r}")
+            out.update(range(a, b + 1))
+        elif part.isdigit():
+            out.add(int(part))
+        else:
+            raise InputError(f"layers must look like 'all', '0-29' or '0, 5, 10'; cannot read {part!r}")
+    return sorted(out)
 
 
 def _scan(
