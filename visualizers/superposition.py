@@ -19,7 +19,11 @@ __all__ = [
     "caption_scan",
     "caption_toy",
     "caption_compare",
+    "caption_feature_map",
     "metrics_rows",
+    "compare_rows",
+    "scan_rows",
+    "toy_rows",
 ]
 
 BLUE, ORANGE, GREEN, BLACK, VERMILLION, SKY = (
@@ -350,3 +354,30 @@ def caption_compare(a, b) -> str:
         f"Left: {_label(a)}: F = {a.effective_features:.1f}, psi = {a.psi:.2f}. "
         f"Right: {_label(b)}: F = {b.effective_features:.1f}, psi = {b.psi:.2f}. Same axes on both sides."
     )
+
+
+def caption_feature_map(fm) -> str:
+    prm = fm.provenance.params
+    return (
+        f"UMAP (cosine, {prm.get('n_neighbors', 15)} neighbours) of {len(fm.features):,} live decoder directions "
+        f"({fm.n_dead} dead left out), colour = log10 of how often each feature fires; hover for its "
+        f"top-activating tokens «in context». UMAP {fm.provenance.timings.get('umap', 0):.1f} s."
+    )
+
+
+def compare_rows(a, b) -> list[list]:
+    """Rows for the A-vs-B table: metric, A's value, B's value."""
+    return [[x[0], x[1], y[1]] for x, y in zip(metrics_rows(a), metrics_rows(b))]
+
+
+def scan_rows(scan) -> list[list]:
+    """Rows for the layer-scan table: layer, N, F, psi, F low, F high, explained variance, L0 (rounded)."""
+    return [[r["layer"], r["neurons"], round(r["effective_features"], 1), round(r["psi"], 3),
+             round(r["f_low"], 1), round(r["f_high"], 1), round(r["explained_variance"], 3), round(r["l0"], 1)]
+            for r in scan.tables()["layers"]]  # fmt: skip
+
+
+def toy_rows(res) -> list[list]:
+    """Rows for the toy-sweep table: S, true features, F, psi, explained variance (rounded)."""
+    return [[r["sparsity"], r["true_features"], round(r["effective_features"], 2), round(r["psi"], 3),
+             round(r["sae_explained_variance"], 3)] for r in res.tables()["toy_sweep"]]  # fmt: skip

@@ -37,6 +37,7 @@ from engine.registry import InputError
 
 __all__ = [
     "SITES",
+    "SITE_LABELS",
     "ActivationSet",
     "record",
     "find_blocks",
@@ -51,6 +52,11 @@ SITES = {
     "mlp_out": "MLP output (hook_mlp_out)",
     "attn_out": "attention output (hook_attn_out)",
 }
+SITE_LABELS = {
+    "resid": "residual stream",
+    "mlp_out": "MLP output",
+    "attn_out": "attention output",
+}  # UI names
 MAX_ACTIVATIONS = 20_000  # rows per layer kept in memory (the paper trains on up to 10k)
 OUTLIER_FACTOR = 10.0  # rows with norm above this many times the median are dropped (massive activations)
 

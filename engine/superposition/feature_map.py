@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.registry import InputError
+from engine.registry import InputError, Param, Settings
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
-__all__ = ["FeatureMap", "feature_map", "warm_umap", "top_activations"]
+__all__ = ["FeatureMap", "MAP_SETTINGS", "feature_map", "warm_umap", "top_activations"]
 
 MAX_MAP_FEATURES = 8192
+MAP_SETTINGS = Settings(
+    "feature map",
+    (
+        Param("n_neighbors", 15, low=2, high=200, help="UMAP neighbours (umap's default 15)"),
+        Param("min_dist", 0.1, low=0.0, high=1.0, help="UMAP minimum distance (umap's default 0.1)"),
+        Param("top_k", 3, low=1, high=20, help="top-activating tokens shown per feature"),
+        Param("context", 8, low=0, high=64, help="tokens of text shown before each top token"),
+        Param("seed", 0, help="UMAP's random state"),
+    ),
+)
 
 
 @dataclass
@@ -109,7 +119,18 @@ def feature_map(
     context: int = 8,
     seed: int = 0,
 ) -> FeatureMap:
-    """UMAP of the decoder directions of ``measurement.sae`` (a :class:`~.measure.LayerMeasurement`)."""
+    """UMAP of the decoder directions of ``measurement.sae`` (a :class:`~.measure.LayerMeasurement`).
+
+    ``tokenizer`` decodes the top-activating tokens (default: the one the measurement kept); the options are
+    checked by :data:`MAP_SETTINGS`.
+    """
+    opts = MAP_SETTINGS.validate(
+        dict(n_neighbors=n_neighbors, min_dist=min_dist, top_k=top_k, context=context, seed=seed)
+    )
+    n_neighbors, min_dist, top_k, context, seed = (
+        opts[k] for k in ("n_neighbors", "min_dist", "top_k", "context", "seed")
+    )
+    tokenizer = tokenizer if tokenizer is not None else getattr(measurement, "tokenizer", None)
     sae = measurement.sae
     if sae is None:
         raise InputError("this measurement holds no SAE to map; run a measurement first")

@@ -35,19 +35,32 @@ N. Elhage et al. "Toy Models of Superposition", Transformer Circuits Thread, 202
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from engine.registry import InputError, Paper, Param, register
+from engine.registry import InputError, Paper, Param, get, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
 from .metrics import feature_count
 from .sae import SAEConfig, sae_stats, torch_threads, train_sae_stack
 
-__all__ = ["ToyConfig", "ToyModels", "ToySweepResult", "train_toy_models", "toy_sweep", "DEFAULT_SPARSITIES"]
+__all__ = [
+    "ToyConfig",
+    "ToyModels",
+    "ToySweepResult",
+    "ToyReport",
+    "train_toy_models",
+    "toy_sweep",
+    "sparsity_levels",
+    "DEFAULT_SPARSITIES",
+    "LEVELS",
+]
 
 ELHAGE = Paper("Toy Models of Superposition", 2022, "arXiv:2209.10652", "https://arxiv.org/abs/2209.10652")
 BERESKA = Paper(
@@ -61,6 +74,12 @@ DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 REPRESENTED_NORM = 0.5  # ground-truth rule: ||W[:, i]|| > 0.5
 MAX_SWEEP_LEVELS = 16
 MAX_TOY_FEATURES = 200
+LEVELS = Param(
+    "sparsities",
+    ", ".join(f"{s:g}" for s in DEFAULT_SPARSITIES),
+    label=f"Sparsity levels S (at most {MAX_SWEEP_LEVELS})",
+    help="numbers in [0, 1) separated by commas; one toy model per level",
+)  # the sweep's grid: parsed by sparsity_levels, range-checked with the model's sizes by train_toy_models
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,20 @@ def _check_toy(config: ToyConfig, sparsities) -> None:
     for s in sparsities:
         if not (0.0 <= float(s) < 1.0):
             raise InputError(f"sparsity must lie in [0, 1), got {s}")
+
+
+def sparsity_levels(levels: str | Sequence[float]) -> tuple[float, ...]:
+    """The sweep's sparsity levels from ``"0, 0.5, 0.9"`` or a sequence of numbers (ranges are checked by
+    :func:`train_toy_models`)."""
+    if isinstance(levels, str):
+        try:
+            levels = [float(x) for x in re.split(r"[,\s]+", levels.strip()) if x]
+        except ValueError:
+            raise InputError(f"sparsity levels must be numbers separated by commas, got {levels!r}") from None
+    out = tuple(float(s) for s in levels)
+    if not out:
+        raise InputError("give at least one sparsity level")
+    return out
 
 
 def train_toy_models(sparsities, config: ToyConfig = ToyConfig(), *, seed: int = 0) -> ToyModels:
@@ -199,15 +232,30 @@ def pearson(a, b) -> float:
     paper=ELHAGE,
     summary="Trains Elhage et al.'s toy models over a sparsity sweep and checks the SAE feature count "
     "F = exp(H) against the number of features each model represents.",
+    role="toy",
+    acts_at="toy model",
     params=[
         Param("n_features", 20, low=2, high=MAX_TOY_FEATURES, help="sparse input features n"),
         Param("n_hidden", 5, low=1, high=100, help="hidden neurons m < n"),
         Param("importance_decay", 0.9, low=0.5, high=1.0, help="feature importance I_i = decay^i"),
         Param("steps", 3000, low=100, high=20000, help="Adam steps per toy model"),
         Param(
-            "sae_expansion", 8.0, low=1.0, high=16.0, help="SAE dictionary size / m (see module docstring)"
+            "sae_expansion",
+            8.0,
+            low=1.0,
+            high=16.0,
+            step=1,
+            help="SAE dictionary size / m (see module docstring)",
         ),
-        Param("sae_l1", 2.0, low=0.0, high=10.0, help="SAE L1 coefficient lambda (see module docstring)"),
+        Param(
+            "sae_l1",
+            2.0,
+            low=0.0,
+            high=10.0,
+            step=0.01,
+            help="SAE L1 coefficient lambda (see module docstring)",
+        ),
+        Param("sae_max_epochs", 300, low=1, high=1000, help="epoch cap of each level's SAE"),
     ],
 )
 def toy_sweep(
@@ -223,22 +271,27 @@ def toy_sweep(
     seed: int = 0,
     progress=None,
 ) -> ToySweepResult:
-    """Measured F against ground truth over a sparsity sweep (one toy model and one SAE per level)."""
-    params = dict(
-        sparsities=list(sparsities),
-        n_features=n_features,
-        n_hidden=n_hidden,
-        importance_decay=importance_decay,
-        steps=steps,
-        sae_expansion=sae_expansion,
-        sae_l1=sae_l1,
-        sae_max_epochs=sae_max_epochs,
+    """Measured F against ground truth over a sparsity sweep (one toy model and one SAE per level).
+
+    ``sparsities`` is a sequence of levels or a string such as ``"0, 0.5, 0.9"`` (:func:`sparsity_levels`); the
+    other parameters are checked by the method's registry entry (the one range check).
+    """
+    sparsities = sparsity_levels(sparsities)
+    checked = get("toy-superposition").validate(
+        dict(
+            n_features=n_features,
+            n_hidden=n_hidden,
+            importance_decay=importance_decay,
+            steps=steps,
+            sae_expansion=sae_expansion,
+            sae_l1=sae_l1,
+            sae_max_epochs=sae_max_epochs,
+        )
     )
-    cfg = ToyConfig(
-        n_features=int(n_features),
-        n_hidden=int(n_hidden),
-        importance_decay=float(importance_decay),
-        steps=int(steps),
+    params = dict(sparsities=list(sparsities), **checked)
+    cfg = ToyConfig(**{k: checked[k] for k in ("n_features", "n_hidden", "importance_decay", "steps")})
+    sae_expansion, sae_l1, sae_max_epochs = (
+        checked[k] for k in ("sae_expansion", "sae_l1", "sae_max_epochs")
     )
     sw = Stopwatch()
     t0 = time.perf_counter()
@@ -291,3 +344,45 @@ def toy_sweep(
         gram=gram.numpy().round(4).tolist(),
         column_norms=toys.W.norm(dim=1).numpy().round(4).tolist(),
     )
+
+
+@dataclass
+class ToyReport(Result):
+    """What ``redex sae --toy`` prints: one level's numbers as scalars, several levels' as lists (plus
+    ``pearson_r``). Built from the same :class:`ToySweepResult` the tab downloads (:meth:`from_sweep`)."""
+
+    effective_features: Any = None  # float, or [k] floats for several levels
+    true_features: Any = None  # int, or [k] ints
+    neurons: int = 0
+    features: int = 0
+    sparsity: Any = None  # float, or [k] floats
+    psi: Any = None
+    rule: str = ""
+    seconds: float | None = None
+    pearson_r: float | None = None  # only for several levels (one level has no correlation)
+
+    @classmethod
+    def from_sweep(cls, r: ToySweepResult) -> ToyReport:
+        one = len(r.sparsities) == 1
+
+        def pick(values):
+            return values[0] if one else list(values)
+
+        return cls(
+            provenance=r.provenance,
+            effective_features=pick(r.effective_features),
+            true_features=pick(r.true_features),
+            neurons=r.n_hidden,
+            features=r.n_features,
+            sparsity=pick(r.sparsities),
+            psi=pick(r.psi),
+            rule=r.rule,
+            seconds=r.provenance.timings.get("total"),
+            pearson_r=None if one else r.pearson_r,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if not isinstance(self.sparsity, list):
+            d.pop("pearson_r")
+        return d
