@@ -210,10 +210,9 @@ def device_job(folder: Path, out: Path, dev: str = "cuda") -> None:
 
 
 def import_gpu(folder: Path) -> None:
-    """Merge the device job's numbers into the JSON, and put its layer scan into the disk cache."""
-    from engine.cache import disk_put
+    """Merge the device job's numbers into the JSON, and put its layer scan into the engine's disk cache."""
     from engine.results import Provenance
-    from engine.superposition.measure import LayerScan, scan_key
+    from engine.superposition.measure import LayerScan, remember_scan, scan_key
 
     res = json.loads((folder / "superposition_gpu.json").read_text())
     meta = (
@@ -243,7 +242,7 @@ def import_gpu(folder: Path) -> None:
     scan = LayerScan(
         provenance=prov, model="smollm2", site="resid", n_activations=meta.get("rows", 0), **sc["columns"]
     )
-    disk_put("superposition", key, scan.to_dict())
+    remember_scan(scan, key)  # the tab's default scan then answers from the cache
     data = _load()
     data["gpu"] = {k: v for k, v in res.items() if k != "scan"}
     data["gpu"]["scan_seconds"] = sc["seconds"]

@@ -164,7 +164,7 @@ def toy_handler(n_features, n_hidden, sparsities, steps, l1, expansion, progress
         **values(method, TOY_FIELDS, [n_features, n_hidden, steps, l1, expansion]),
     )
     sweep, gram = plot_toy_sweep(res), plot_toy_gram(res)
-    files = export(res, "toy-superposition")
+    files = export(res, res.provenance.method)
     return caption_toy(res), sweep, gram, toy_rows(res), files
 
 
