@@ -16,6 +16,7 @@ __all__ = [
     "caption_scan",
     "caption_drop",
     "caption_curve",
+    "drop_metrics_rows",
 ]
 
 _KIND_LABEL = {"attn": "Attention", "mlp": "MLP", "block": "Block"}
@@ -158,3 +159,23 @@ def caption_curve(curve) -> str:
         f"Held-out perplexity of **{curve.model}** after dropping up to {last} sublayers, one-shot from one scan"
         f"{seeds}. Full model {curve.full_perplexity:.2f}; at {last} dropped — " + ", ".join(parts) + "."
     )
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        return f"{x:,.4g}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def drop_metrics_rows(ev) -> list[list[str]]:
+    """Rows [metric, full, dropped, change] of a drop evaluation for the tab's table (the sample excluded)."""
+    rows = []
+    for k in ev.full:
+        if k == "sample":
+            continue
+        f, d = ev.full[k], ev.pruned.get(k)
+        change = (d - f) / f if isinstance(f, int | float) and f else None
+        rows.append([k, _fmt(f), _fmt(d), f"{change:+.1%}" if change is not None else ""])
+    return rows

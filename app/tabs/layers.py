@@ -5,42 +5,44 @@ Handlers are plain functions (testable without the UI); the layout below only wi
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
+from app.controls import control, controls, method_dropdown, values
 from app.errors import user_errors
-from app.inputs import TEXT_SOURCES, as_int, resolve_text
-from engine.config import LIMITS
-from engine.layers.curve import STRATEGIES, drop_curve
-from engine.layers.drop import DEFAULT_PROMPT, DropPlan, evaluate_drop, plan_drop
+from app.export import export
+from app.inputs import TEXT_SOURCES, resolve_text
+from app.progress import gradio_progress
+from engine.layers.curve import CURVE, DEFAULT_CURVE, compare, curve_choices
 from engine.layers.pipeline import (
+    APPLY,
+    DEFAULT_DROP,
     ScanRequest,
-    calibration_windows,
-    full_eval_cache,
-    heldout_windows,
+    default_plan,
+    drop_plan,
+    evaluate_plan,
+    manual_plan,
     run_scan,
 )
 from engine.models import BUILTIN_MODELS
-from engine.registry import InputError, by_family
+from engine.registry import InputError, get
 from visualizers.layers import (
     caption_curve,
     caption_drop,
     caption_scan,
+    drop_metrics_rows,
     plot_drop_curve,
     plot_head_similarity,
     plot_hidden_similarity,
     plot_importance_bars,
     plot_sublayer_heatmap,
 )
-from visualizers.style import figure_png
 
 TAB_TITLE = "Layer Redundancy"
 TAB_ORDER = 10
 
 SOURCES = TEXT_SOURCES
-DROP_METHODS = [m.name for m in by_family("layers") if m.name.endswith("-drop")]
+SCAN_PARAMS = ("samples", "seq_len", "head_layer")
+_NO_SAMPLE = "(encoder: no generation)"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -48,22 +50,20 @@ DROP_METHODS = [m.name for m in by_family("layers") if m.name.endswith("-drop")]
 
 def _request(model, allow_net, source, text, upload, samples, seq_len, head_layer) -> ScanRequest:
     user_text = resolve_text(source, text, upload)
-    return ScanRequest(
-        model=(model or "").strip(),
-        text=user_text,
-        samples=as_int(samples, "sample count"),
-        seq_len=as_int(seq_len, "sample length"),
-        head_layer=as_int(head_layer, "head layer"),
-        allow_network=bool(allow_net),
-    )
+    checked = values(get("layer-similarity", family="layers"), SCAN_PARAMS, (samples, seq_len, head_layer))
+    return ScanRequest(model=(model or "").strip(), text=user_text, allow_network=bool(allow_net), **checked)
 
 
-def _outdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="redex-layers-"))
+def _state_request(state) -> ScanRequest:
+    if not state or "request" not in state:
+        raise InputError("run Compute first: there is no scan to work from")
+    return ScanRequest(**state["request"])
 
 
-def _progress(progress):
-    return lambda frac, desc: progress(frac, desc=desc)
+def _files(paths: list[str]) -> list[str]:
+    """Downloads in the order the tab has always listed them: PNG, then CSV, then JSON."""
+    rank = {".png": 0, ".csv": 1, ".json": 2}
+    return sorted(paths, key=lambda p: rank.get(p[p.rfind(".") :], 3))
 
 
 # ----------------------------------------------------------------------------------------------- handlers
@@ -75,13 +75,11 @@ def scan_handler(
 ):
     req = _request(model, allow_net, source, text, upload, samples, seq_len, head_layer)
     progress(0.0, desc=f"loading {req.model}")
-    loaded, _, scan = run_scan(req, progress=_progress(progress))
-    out = _outdir()
-    (out / "layer_similarity.csv").write_text(scan.table_csv("layers"))
-    (out / "layer_scan.json").write_text(scan.to_json())
+    loaded, _, scan = run_scan(req, progress=gradio_progress(progress))
+    files = export(scan, "layer_scan", csv={"layers": "layer_similarity.csv"}, prefix="layers")
     state = {"request": req.__dict__, "n_layers": scan.n_layers, "kind": loaded.kind}
     choices = list(range(scan.n_layers))
-    default = plan_drop(loaded, None, strategy="attn", n=min(4, scan.n_layers), scan=scan)
+    default = default_plan(req)
     return (
         caption_scan(scan),
         plot_sublayer_heatmap(scan),
@@ -91,122 +89,50 @@ def scan_handler(
         gr.update(choices=choices, value=list(default.attn)),
         gr.update(choices=choices, value=[]),
         gr.update(choices=choices, value=[]),
-        [str(out / "layer_similarity.csv"), str(out / "layer_scan.json")],
+        _files(files),
         state,
     )
 
 
-def _state_request(state) -> ScanRequest:
-    if not state or "request" not in state:
-        raise InputError("run Compute first: there is no scan to work from")
-    return ScanRequest(**state["request"])
-
-
 @user_errors
 def preselect_handler(state, method, n, iterative, seed, progress=gr.Progress()):
-    req = _state_request(state)
-    loaded, corpus, scan = run_scan(req)
-    n = as_int(n, "layers to drop")
-    if method == "random-drop":
-        plan = plan_drop(loaded, None, strategy="random", n=n, random_kind="attn", seed=as_int(seed, "seed"))
-    else:
-        strategy = method.removesuffix("-drop")
-        windows = calibration_windows(loaded, corpus, req.samples, req.seq_len) if iterative else None
-        plan = plan_drop(
-            loaded, windows, strategy=strategy, n=n, iterative=bool(iterative), scan=scan,
-            progress=_progress(progress),
-        )  # fmt: skip
+    values_ = {"n": n, "iterative": iterative, "seed": seed}
+    plan = drop_plan(_state_request(state), method, values_, progress=gradio_progress(progress))
     return list(plan.attn), list(plan.mlp), list(plan.block)
 
 
 @user_errors
 def apply_handler(state, attn, mlp, block, prompt, max_new_tokens, progress=gr.Progress()):
     req = _state_request(state)
-    loaded, corpus, scan = run_scan(req)
-    plan = DropPlan(
-        attn=tuple(sorted(int(i) for i in attn or [])),
-        mlp=tuple(sorted(int(i) for i in mlp or [])),
-        block=tuple(sorted(int(i) for i in block or [])),
-        strategy="manual",
-    )
-    if plan.count == 0:
-        raise InputError("pick at least one layer to drop (tick attention, MLP or block layers)")
-    max_new = as_int(max_new_tokens, "new tokens")
-    if not 1 <= max_new <= LIMITS.max_new_tokens:
-        raise InputError(f"new tokens must be in [1, {LIMITS.max_new_tokens}], got {max_new}")
-    prompt = (prompt or "").strip() or DEFAULT_PROMPT
-    if len(prompt) > 2000:
-        raise InputError("the prompt is over 2,000 characters")
+    plan = manual_plan(attn, mlp, block)
     progress(0.1, desc="evaluating full and dropped model")
-    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256))
-    ev = evaluate_drop(
-        loaded, plan, heldout, prompt=prompt, max_new_tokens=max_new, full_cache=full_eval_cache()
-    )
-    rows = []
-    for k in ev.full:
-        if k == "sample":
-            continue
-        f, d = ev.full[k], ev.pruned.get(k)
-        change = (d - f) / f if isinstance(f, int | float) and f else None
-        rows.append([k, _fmt(f), _fmt(d), f"{change:+.1%}" if change is not None else ""])
-    out = _outdir()
-    (out / "drop_eval.json").write_text(ev.to_json())
-    (out / "drop_eval.csv").write_text(ev.table_csv("metrics"))
+    ev = evaluate_plan(req, plan, {"prompt": prompt, "max_new_tokens": max_new_tokens})
+    _, _, scan = run_scan(req)
+    files = export(ev, "drop_eval", csv={"metrics": "drop_eval.csv"}, prefix="layers")
     return (
         caption_drop(ev),
-        rows,
-        ev.full.get("sample", "(encoder: no generation)"),
-        ev.pruned.get("sample", "(encoder: no generation)"),
+        drop_metrics_rows(ev),
+        ev.full.get("sample", _NO_SAMPLE),
+        ev.pruned.get("sample", _NO_SAMPLE),
         plot_sublayer_heatmap(scan, dropped=ev.dropped),
-        [str(out / "drop_eval.csv"), str(out / "drop_eval.json")],
+        _files(files),
     )
-
-
-def _fmt(x):
-    if isinstance(x, float):
-        return f"{x:,.4g}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x)
 
 
 @user_errors
 def curve_handler(state, strategies, max_n, step, n_seeds, progress=gr.Progress()):
-    req = _state_request(state)
-    loaded, corpus, scan = run_scan(req)
-    if not strategies:
-        raise InputError("pick at least one strategy to compare")
-    max_n, step, n_seeds = as_int(max_n, "max dropped"), as_int(step, "step"), as_int(n_seeds, "random seeds")
-    if not 1 <= step <= max_n <= scan.n_layers:
-        raise InputError(f"need 1 <= step <= max dropped <= {scan.n_layers}")
-    if not 1 <= n_seeds <= 5:
-        raise InputError("random seeds must be between 1 and 5")
-    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256), max_windows=4)
-    curve = drop_curve(
-        loaded, scan, heldout, strategies=strategies, counts=range(0, max_n + 1, step),
-        seeds=[42 + i for i in range(n_seeds)], progress=_progress(progress),
-    )  # fmt: skip
-    out = _outdir()
+    settings = {"max_n": max_n, "step": step, "seeds": n_seeds}
+    curve = compare(_state_request(state), strategies or [], settings, progress=gradio_progress(progress))
     fig = plot_drop_curve(curve)
-    (out / "drop_curve.csv").write_text(curve.table_csv("curve"))
-    (out / "drop_curve.json").write_text(curve.to_json())
-    try:
-        (out / "drop_curve.png").write_bytes(figure_png(fig))
-        files = [str(out / "drop_curve.png")]
-    except Exception:  # noqa: BLE001 - PNG export needs chromium; the data files still download
-        files = []
-    files += [str(out / "drop_curve.csv"), str(out / "drop_curve.json")]
-    return caption_curve(curve), fig, files
+    files = export(curve, "drop_curve", csv={"curve": "drop_curve.csv"}, figures={"drop_curve": fig})
+    return caption_curve(curve), fig, _files(files)
 
 
 @user_errors
 def heatmap_png_handler(state):
-    req = _state_request(state)
-    _, _, scan = run_scan(req)
-    out = _outdir()
-    (out / "sublayer_similarity.png").write_bytes(figure_png(plot_sublayer_heatmap(scan)))
-    (out / "importance.png").write_bytes(figure_png(plot_importance_bars(scan)))
-    return [str(out / "sublayer_similarity.png"), str(out / "importance.png")]
+    _, _, scan = run_scan(_state_request(state))
+    figs = {"sublayer_similarity": plot_sublayer_heatmap(scan), "importance": plot_importance_bars(scan)}
+    return export(None, "layers", figures=figs)
 
 
 def warmup() -> None:
@@ -238,9 +164,8 @@ def build_tab() -> None:
             upload = gr.File(
                 label="Text file (.txt, .md, .gz)", file_types=[".txt", ".md", ".gz", ".csv", ".json"]
             )
-            samples = gr.Slider(1, 64, value=8, step=1, label="Samples (calibration windows)")
-            seq_len = gr.Slider(16, 1024, value=256, step=16, label="Sample length (tokens)")
-            head_layer = gr.Number(-1, precision=0, label="Layer for head similarity (-1 = last)")
+            scan_controls = controls(get("layer-similarity", family="layers"), only=SCAN_PARAMS)
+            samples, seq_len, head_layer = (scan_controls[n] for n in SCAN_PARAMS)
             compute = gr.Button("Compute", variant="primary")
         with gr.Column(scale=3):
             caption = gr.Markdown(elem_classes="caption")
@@ -257,13 +182,12 @@ def build_tab() -> None:
     gr.Markdown("### Drop layers and compare with the full model")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            method = gr.Dropdown(DROP_METHODS, value="attn-drop", label="Ranking")
-            n_drop = gr.Slider(0, 16, value=4, step=1, label="Sublayers to drop")
-            iterative = gr.Checkbox(False, label="Iterative (re-score after each drop)")
-            seed = gr.Number(42, precision=0, label="Seed (random-drop)")
+            method = method_dropdown("layers", role="drop", value=DEFAULT_DROP, label="Ranking")
+            scored = get(DEFAULT_DROP, family="layers")
+            n_drop, iterative = (control(scored.param(n)) for n in ("n", "iterative"))
+            seed = control(get(scored.control, family="layers").param("seed"))  # its random control's seed
             preselect = gr.Button("Preselect by ranking")
-            prompt = gr.Textbox(DEFAULT_PROMPT, label="Generation prompt")
-            max_new = gr.Slider(4, LIMITS.max_new_tokens, value=32, step=4, label="New tokens")
+            prompt, max_new = controls(APPLY).values()
         with gr.Column(scale=3):
             attn_sel = gr.CheckboxGroup([], label="Drop attention of layers")
             mlp_sel = gr.CheckboxGroup([], label="Drop MLP of layers")
@@ -280,11 +204,9 @@ def build_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             strategies = gr.CheckboxGroup(
-                list(STRATEGIES), value=["attn", "mlp", "block", "random-attn"], label="Strategies"
+                list(curve_choices()), value=list(DEFAULT_CURVE), label="Strategies"
             )
-            max_n = gr.Slider(1, 16, value=8, step=1, label="Max dropped")
-            step = gr.Slider(1, 8, value=2, step=1, label="Step")
-            n_seeds = gr.Slider(1, 5, value=1, step=1, label="Random seeds")
+            max_n, step, n_seeds = controls(CURVE).values()
             run_curve = gr.Button("Compare strategies", variant="primary")
         with gr.Column(scale=3):
             curve_caption = gr.Markdown(elem_classes="caption")

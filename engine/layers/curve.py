@@ -1,65 +1,102 @@
-"""Perplexity against the number of sublayers dropped, for several drop strategies on the same data.
+"""Perplexity against the number of sublayers dropped, for several drop methods on the same data.
 
 The comparison behind the paper's headline (He et al., 2024, arXiv:2406.15786, Fig. 1/Table 2): dropping the
 most redundant attention layers hurts far less than dropping the same number of MLPs or whole blocks, and
-far less than dropping attention layers at random. All strategies share one similarity scan (one-shot) and the
+far less than dropping attention layers at random. All methods share one similarity scan (one-shot) and the
 same held-out windows, so the curves are directly comparable.
+
+The curve's entries are registered drop methods with their parameters; an entry is named by its display
+label (:func:`engine.layers.drop.drop_label`): ``attn`` is ``attn-drop``, ``random-mlp`` is ``random-drop``
+with ``kind="mlp"``. :func:`curve_choices` lists every entry the registry offers (a method with a ``kind``
+choice gives one entry per kind), :func:`compare` is the family's comparison, cached by input fingerprint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from engine.layers.drop import DropPlan, dropped, perplexity, plan_drop
+from engine.cache import ResultCache
+from engine.layers.drop import DropPlan, drop_label, dropped, perplexity
+from engine.layers.pipeline import ScanRequest, heldout_windows, run_scan
 from engine.layers.scan import LayerScan
 from engine.models import LoadedModel
-from engine.registry import InputError
-from engine.results import Provenance, Result, Stopwatch, fingerprint
+from engine.registry import InputError, Param, Settings, by_family, get
+from engine.results import ComparisonResult, Provenance, Stopwatch, fingerprint, from_dict
 
-__all__ = ["DropCurve", "drop_curve", "STRATEGIES"]
+__all__ = ["DropCurve", "CURVE", "DEFAULT_CURVE", "curve_choices", "compare", "drop_curve"]
 
-STRATEGIES = ("attn", "mlp", "block", "joint", "random-attn", "random-mlp", "random-block")
+CURVE = Settings(
+    "drop curve",
+    (
+        Param("max_n", 8, low=1, high=64, help="largest number of sublayers dropped", label="Max dropped"),
+        Param("step", 2, low=1, high=16, help="step between dropped counts", label="Step"),
+        Param("seeds", 1, low=1, high=5, help="seeds the random baselines are averaged over",
+              label="Random seeds"),
+    ),
+)  # fmt: skip
+
+DEFAULT_CURVE = ("attn", "mlp", "block", "random-attn")
+_FIRST_SEED = 42  # seeds are 42, 43, ... (the random-drop default first)
+_CURVE_WINDOWS = 4  # held-out windows the curve is measured on (a curve runs many evaluations)
+
+
+def curve_choices() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Label -> (registered drop method, its parameters) for every entry the curve can draw, in registry
+    order; a method whose ``kind`` parameter has choices gives one entry per kind."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for m in by_family("layers", role="drop"):
+        kinds = [p for p in m.params if p.name == "kind" and p.choices]
+        for params in [{"kind": k} for k in kinds[0].choices] if kinds else [{}]:
+            out[drop_label(m.name, params)] = (m.name, params)
+    return out
 
 
 @dataclass
-class DropCurve(Result):
+class DropCurve(ComparisonResult):
     model: str = ""
     counts: list[int] = field(default_factory=list)
-    perplexity: dict[str, list[float]] = field(default_factory=dict)  # strategy -> [len(counts)]
-    dropped: dict[str, list[dict]] = field(default_factory=dict)  # strategy -> plan per count
+    perplexity: dict[str, list[float]] = field(default_factory=dict)  # label -> [len(counts)]
+    dropped: dict[str, list[dict]] = field(default_factory=dict)  # label -> plan per count
     full_perplexity: float = 0.0
     seeds: list[int] = field(default_factory=list)
 
-    def tables(self) -> dict[str, list[dict]]:
+    def curve_rows(self) -> list[dict]:
         rows = []
         for s, values in self.perplexity.items():
             for n, p, d in zip(self.counts, values, self.dropped[s]):
                 rows.append({"strategy": s, "dropped": n, "perplexity": p, "layers": d})
-        return {"curve": rows}
+        return rows
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {"curve": self.rows or self.curve_rows()}
 
 
 def drop_curve(
     loaded: LoadedModel,
     scan: LayerScan,
-    heldout: torch.Tensor,
+    heldout: torch.Tensor,  # [N, T] held-out token windows
     *,
-    strategies: Sequence[str] = ("attn", "mlp", "block", "random-attn"),
+    strategies: Sequence[str] = DEFAULT_CURVE,
     counts: Sequence[int] = (0, 2, 4, 6, 8),
-    seeds: Sequence[int] = (42,),
+    seeds: Sequence[int] = (_FIRST_SEED,),
     progress: Callable[[float, str], None] | None = None,
 ) -> DropCurve:
-    """Held-out perplexity after dropping ``n`` sublayers, for each strategy and each ``n`` in ``counts``.
+    """Held-out perplexity after dropping ``n`` sublayers, for each entry (a :func:`curve_choices` label)
+    and each ``n`` in ``counts``.
 
-    Random strategies are averaged over ``seeds`` (perplexity of each seed is kept in ``dropped``).
+    Methods with a ``seed`` parameter (the random baselines) are averaged over ``seeds`` (perplexity of each
+    seed is kept in ``dropped``); the others are one-shot from ``scan``.
     """
     if loaded.kind != "causal":
         raise InputError("the perplexity curve needs a causal language model (this one is an encoder)")
-    bad = [s for s in strategies if s not in STRATEGIES]
+    choices = curve_choices()
+    bad = [s for s in strategies if s not in choices]
     if bad:
-        raise InputError(f"unknown strategies {bad}; choose from {list(STRATEGIES)}")
+        raise InputError(f"unknown strategies {bad}; choose from {list(choices)}")
     counts = sorted(set(int(c) for c in counts))
     if counts and (counts[0] < 0 or counts[-1] > scan.n_layers):
         raise InputError(f"layer counts must be within 0..{scan.n_layers}")
@@ -71,6 +108,8 @@ def drop_curve(
     total = len(strategies) * len(counts)
     done = 0
     for s in strategies:
+        m = get(choices[s][0], family="layers")
+        seeded = any(p.name == "seed" for p in m.params)
         out[s], plans[s] = [], []
         for n in counts:
             if n == 0:
@@ -78,14 +117,10 @@ def drop_curve(
                 plans[s].append({})
             else:
                 ps = []
-                if s.startswith("random-"):
-                    kind = s.split("-", 1)[1]
-                    cands = [
-                        plan_drop(loaded, None, strategy="random", n=n, random_kind=kind, seed=sd)
-                        for sd in seeds
-                    ]
-                else:
-                    cands = [plan_drop(loaded, None, strategy=s, n=n, scan=scan)]
+                cands = [
+                    m(loaded, None, scan=scan, **m.validate({**choices[s][1], "n": n, **seed}))
+                    for seed in ([{"seed": sd} for sd in seeds] if seeded else [{}])
+                ]
                 for plan in cands:
                     with sw(s), dropped(loaded.model, plan):
                         ps.append(perplexity(loaded, heldout))
@@ -102,8 +137,11 @@ def drop_curve(
         backend=loaded.device,
         timings=sw.timings,
     )
-    return DropCurve(
+    curve = DropCurve(
         provenance=prov,
+        family="layers",
+        methods=[choices[s][0] for s in strategies],
+        settings={"entries": {s: {"method": choices[s][0], "params": choices[s][1]} for s in strategies}},
         model=loaded.name,
         counts=counts,
         perplexity=out,
@@ -111,7 +149,42 @@ def drop_curve(
         full_perplexity=full,
         seeds=list(seeds),
     )
+    curve.rows = curve.curve_rows()
+    return curve
 
 
 def _plan_dict(plan: DropPlan) -> dict:
     return {k: list(getattr(plan, k)) for k in ("attn", "mlp", "block") if getattr(plan, k)}
+
+
+_CURVES = ResultCache("layers-curve", version=1, maxsize=16, load=lambda d: from_dict(DropCurve, d))
+
+
+def compare(
+    req: ScanRequest,
+    methods: Sequence[str],
+    settings: dict[str, Any] | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> DropCurve:
+    """The family's comparison: the drop curve of ``methods`` (:func:`curve_choices` labels) on the scan and
+    held-out text of ``req``, with :data:`CURVE` settings (``max_n``, ``step``, ``seeds``).
+
+    Cached by input fingerprint (scan input, held-out windows, entries, settings) in memory and on disk.
+    """
+    if not methods:
+        raise InputError("pick at least one strategy to compare")
+    s = CURVE.validate(settings)
+    loaded, corpus, scan = run_scan(req)
+    if not s["step"] <= s["max_n"] <= scan.n_layers:
+        raise InputError(f"need 1 <= step <= max dropped <= {scan.n_layers}")
+    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256), max_windows=_CURVE_WINDOWS)
+    counts = list(range(0, s["max_n"] + 1, s["step"]))
+    seeds = [_FIRST_SEED + i for i in range(s["seeds"])]
+    key = (scan.provenance.input_fingerprint, loaded.name, heldout.numpy(), list(methods), counts, seeds)
+    return _CURVES.get_or_compute(
+        key,
+        lambda: drop_curve(
+            loaded, scan, heldout, strategies=methods, counts=counts, seeds=seeds, progress=progress
+        ),
+    )

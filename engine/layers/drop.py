@@ -33,10 +33,13 @@ from torch import nn
 from engine.layers.arch import decoder_layers, layout_of
 from engine.layers.scan import LLM_DROP_PAPER, LayerScan, scan_layers
 from engine.models import LoadedModel
-from engine.registry import InputError, Param, register
+from engine.registry import InputError, Param, get, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
-__all__ = ["DropPlan", "DropEval", "dropped", "plan_drop", "evaluate_drop", "perplexity", "KINDS"]
+__all__ = [
+    "DropPlan", "DropEval", "dropped", "plan_drop", "evaluate_drop", "perplexity", "drop_label", "KINDS",
+    "DEFAULT_PROMPT",
+]  # fmt: skip
 
 KINDS = ("attn", "mlp", "block")
 
@@ -369,19 +372,33 @@ def evaluate_drop(
 
 
 # ------------------------------------------------------------------------------------------- registration
+#
+# The registered functions are the dispatch: the tab's preselect, the CLI's --drop and the drop curve all call
+# ``get(name, family="layers")(loaded, windows, scan=..., progress=..., **method.validate(values))``. Each
+# returns a :class:`DropPlan`. Facts on the Method: ``acts_at`` (the sublayer kind it drops), ``control``
+# (the random baseline) and ``label`` (a display template filled with the parameters: "attn", "random-mlp").
 
 _DROP_PARAMS = [
-    Param("n", 4, low=0, high=64, help="sublayers to drop (paper: 4 or 8)"),
-    Param("iterative", False, help="drop one per round and re-score in between"),
-]
+    Param("n", 4, low=0, high=64, help="sublayers to drop (paper: 4 or 8)", label="Sublayers to drop"),
+    Param("iterative", False, help="drop one per round and re-score in between",
+          label="Iterative (re-score after each drop)"),
+]  # fmt: skip
 
 
-def _make(strategy: str, summary: str):
-    @register(f"{strategy}-drop", family="layers", paper=LLM_DROP_PAPER, summary=summary, params=_DROP_PARAMS)
-    def method(loaded: LoadedModel, windows: torch.Tensor, *, n: int = 4, iterative: bool = False, scan=None):
-        return plan_drop(loaded, windows, strategy=strategy, n=n, iterative=iterative, scan=scan)
+def _make(kind: str, summary: str):
+    @register(
+        f"{kind}-drop", family="layers", paper=LLM_DROP_PAPER, summary=summary, params=_DROP_PARAMS,
+        role="drop", acts_at=kind, needs=("scan",), control="random-drop", facts={"label": kind},
+    )  # fmt: skip
+    def method(
+        loaded: LoadedModel, windows: torch.Tensor | None, *, n: int = 4, iterative: bool = False,
+        scan: LayerScan | None = None, progress: Callable[[float, str], None] | None = None,
+    ) -> DropPlan:  # fmt: skip
+        return plan_drop(
+            loaded, windows, strategy=kind, n=n, iterative=iterative, scan=scan, progress=progress
+        )
 
-    method.__name__ = f"{strategy}_drop"
+    method.__name__ = f"{kind}_drop"
     return method
 
 
@@ -397,12 +414,22 @@ joint_drop = _make("joint", "Rank attention and MLP sublayers together and drop 
     paper=None,
     summary="Seeded random choice of sublayers of one kind: the baseline every scoring method must beat.",
     params=[
-        Param("n", 4, low=0, high=64),
-        Param("kind", "attn", choices=KINDS),
-        Param("seed", 42, low=0, high=2**31 - 1),
+        Param("n", 4, low=0, high=64, help="sublayers to drop", label="Sublayers to drop"),
+        Param("kind", "attn", choices=KINDS, help="which sublayers are dropped at random"),
+        Param("seed", 42, low=0, help="seed of the random choice", label="Seed (random-drop)"),
     ],
+    role="drop",
+    facts={"label": "random-{kind}"},
 )
 def random_drop(
-    loaded: LoadedModel, windows: torch.Tensor, *, n: int = 4, kind: str = "attn", seed: int = 42, scan=None
-):
+    loaded: LoadedModel, windows: torch.Tensor | None, *, n: int = 4, kind: str = "attn", seed: int = 42,
+    scan: LayerScan | None = None, progress: Callable[[float, str], None] | None = None,
+) -> DropPlan:  # fmt: skip
     return plan_drop(loaded, windows, strategy="random", n=n, random_kind=kind, seed=seed)
+
+
+def drop_label(method: str, params: dict) -> str:
+    """Display label of a drop method with its parameters: ``attn-drop`` -> "attn", ``random-drop`` with
+    ``kind="mlp"`` -> "random-mlp" (from the method's ``label`` fact)."""
+    m = get(method, family="layers")
+    return m.fact("label", m.name).format(**{**m.defaults(), **params})

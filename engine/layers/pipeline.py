@@ -3,6 +3,11 @@
 Model + text -> calibration windows -> cached scan -> drop plan -> evaluation on held-out windows. Scans are
 cached by fingerprint of (model, text, samples, length, head layer), in memory and on disk, so a repeated
 request (or the default example after a restart) answers at once.
+
+- :func:`run_scan`: the cached scan of a :class:`ScanRequest`.
+- :func:`drop_plan`: the plan of a registered drop method (the registry is the dispatch), from that scan.
+- :func:`manual_plan`: the plan a user ticked by hand.
+- :func:`evaluate_plan`: full vs dropped model on held-out windows, with :data:`APPLY` settings.
 """
 
 from __future__ import annotations
@@ -15,11 +20,29 @@ import torch
 from engine.cache import MemoryCache, disk_get, disk_put
 from engine.config import LIMITS
 from engine.corpus import Corpus, default_corpus, token_windows, user_corpus
+from engine.layers.drop import DEFAULT_PROMPT, DropEval, DropPlan, evaluate_drop
 from engine.layers.scan import LayerScan, scan_from_dict, scan_layers
 from engine.models import LoadedModel, load_model
+from engine.registry import InputError, Param, Settings, get
 from engine.results import fingerprint
 
-__all__ = ["ScanRequest", "corpus_for", "run_scan", "heldout_windows", "calibration_windows"]
+__all__ = [
+    "ScanRequest", "APPLY", "DEFAULT_DROP", "corpus_for", "run_scan", "heldout_windows", "calibration_windows",
+    "drop_plan", "default_plan", "manual_plan", "evaluate_plan",
+]  # fmt: skip
+
+DEFAULT_DROP = "attn-drop"  # the ranking the scan preselects with (the paper's headline method)
+MAX_PROMPT_CHARS = 2000
+
+APPLY = Settings(
+    "drop evaluation",
+    (
+        Param("prompt", DEFAULT_PROMPT, help="greedy generation prompt (empty: the default)",
+              label="Generation prompt"),
+        Param("max_new_tokens", 32, low=1, high=LIMITS.max_new_tokens, help="tokens generated per model",
+              label="New tokens"),
+    ),
+)  # fmt: skip
 
 _SCANS = MemoryCache(maxsize=16)
 _FULL_EVAL: dict = {}  # full-model evaluation numbers, memoised by drop.evaluate_drop
@@ -54,8 +77,6 @@ def heldout_windows(
     body = seq_len - (1 if bos is not None else 0)
     n = min(max_windows, len(ids) // body, max(1, LIMITS.max_eval_tokens // seq_len))
     if n < 1:
-        from engine.registry import InputError
-
         raise InputError(
             f"the held-out part of the text holds {len(ids)} tokens, fewer than one window of {seq_len}: "
             "use a shorter sample length or more text"
@@ -86,3 +107,62 @@ def run_scan(
 
 def full_eval_cache() -> dict:
     return _FULL_EVAL
+
+
+def drop_plan(
+    req: ScanRequest,
+    method: str,
+    values: dict | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> DropPlan:
+    """The plan of the registered drop ``method`` on the cached scan of ``req``.
+
+    ``values`` may hold the controls every drop method shares (``n``, ``iterative``, ``seed``); those the
+    method does not take are ignored, the rest go through ``Method.validate``. Calibration windows are only
+    tokenised for an iterative plan (which re-scores the pruned model).
+    """
+    m = get(method, family="layers")
+    if m.role != "drop":
+        raise InputError(f"{method!r} is a {m.role} method, not a drop method")
+    own = {p.name for p in m.params}
+    params = m.validate({k: v for k, v in (values or {}).items() if k in own})
+    loaded, corpus, scan = run_scan(req)
+    windows = (
+        calibration_windows(loaded, corpus, req.samples, req.seq_len) if params.get("iterative") else None
+    )
+    return m(loaded, windows, scan=scan, progress=progress, **params)
+
+
+def default_plan(req: ScanRequest) -> DropPlan:
+    """What the scan preselects: :data:`DEFAULT_DROP` with its default count (at most the model's layers)."""
+    _, _, scan = run_scan(req)
+    n = get(DEFAULT_DROP, family="layers").param("n").default
+    return drop_plan(req, DEFAULT_DROP, {"n": min(n, scan.n_layers)})
+
+
+def manual_plan(attn=(), mlp=(), block=()) -> DropPlan:
+    """A plan of hand-picked layer indices (the tab's checkboxes); at least one must be picked."""
+    plan = DropPlan(
+        attn=tuple(sorted(int(i) for i in attn or [])),
+        mlp=tuple(sorted(int(i) for i in mlp or [])),
+        block=tuple(sorted(int(i) for i in block or [])),
+        strategy="manual",
+    )
+    if plan.count == 0:
+        raise InputError("pick at least one layer to drop (tick attention, MLP or block layers)")
+    return plan
+
+
+def evaluate_plan(req: ScanRequest, plan: DropPlan, settings: dict | None = None) -> DropEval:
+    """Full vs dropped model on the held-out windows of ``req``'s text, with :data:`APPLY` settings; the full
+    model's numbers are memoised across calls."""
+    s = APPLY.validate(settings)
+    prompt = (s["prompt"] or "").strip() or DEFAULT_PROMPT
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(f"the prompt is over {MAX_PROMPT_CHARS:,} characters")
+    loaded, corpus, _ = run_scan(req)
+    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256))
+    return evaluate_drop(
+        loaded, plan, heldout, prompt=prompt, max_new_tokens=s["max_new_tokens"], full_cache=_FULL_EVAL
+    )

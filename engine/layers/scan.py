@@ -187,10 +187,33 @@ def hooks(
     family="layers",
     paper=LLM_DROP_PAPER,
     summary="Mean cosine between the residual stream before and after each attention, MLP and block.",
+    role="scan",
     params=[
-        Param("samples", 8, low=1, high=256, help="calibration windows (paper: 256)"),
-        Param("seq_len", 256, low=8, high=2048, help="tokens per window (paper: 2048)"),
-        Param("head_layer", -1, low=-1, high=512, help="layer whose heads are compared (-1: the last)"),
+        Param(
+            "samples",
+            8,
+            low=1,
+            high=256,
+            help="calibration windows (paper: 256)",
+            label="Samples (calibration windows)",
+        ),
+        Param(
+            "seq_len",
+            256,
+            low=8,
+            high=2048,
+            help="tokens per window (paper: 2048)",
+            step=8,
+            label="Sample length (tokens)",
+        ),
+        Param(
+            "head_layer",
+            -1,
+            low=-1,
+            high=512,
+            help="layer whose heads are compared (-1: the last)",
+            label="Layer for head similarity (-1 = last)",
+        ),
     ],
 )
 def scan_layers(
