@@ -101,16 +101,16 @@ def main(argv=None) -> dict:
     args = ("Generated scene", 0, None, None, "scene-vlm", "flowcut", 0.25, -1, -1, "how many objects ?", 3)
     tab.prune(*args)
     res["overlay_handler_warm_ms"] = 1e3 * _median(lambda: tab.prune(*args), a.repeats)
-    image = (b.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    image = b.image_uint8(0)
     kept = np.arange(0, 196, 4)
     res["overlay_image_ms"] = 1e3 * _median(lambda: overlay_image(image, (14, 14), kept), a.repeats)
     res["uncached_prune_one_image_ms"] = {}
-    from engine.tokens.run import _CACHE, prune_image
+    from engine.tokens.run import PRUNE_CACHE, prune_image
 
     for name, _ in METHODS:
 
         def once(name=name):
-            _CACHE.clear()
+            PRUNE_CACHE.clear()
             prune_image(image, method=name, keep=0.25)
 
         res["uncached_prune_one_image_ms"][name] = 1e3 * _median(once, max(3, a.repeats // 3))

@@ -141,3 +141,25 @@ def test_agreement_plot():
 
     fig = plot_agreement(["a", "b"], np.array([[1.0, 0.25], [0.25, 1.0]]), keep=0.25)
     assert fig.data[0].zmin == 0 and fig.data[0].zmax == 1 and fig.layout.width == 560
+
+
+def test_cli_json_and_tab_download_hold_the_same_numbers(capsys):
+    from app.tabs import tokens as tab
+    from engine.tokens.run import PRUNE_CACHE
+
+    code, out, _ = _run(capsys, "--scene", "2", "--method", "cls-attention", "--keep", "0.25", "--layer", "3",
+                        "--json")  # fmt: skip
+    cli = json.loads(out)
+    PRUNE_CACHE.clear()  # the tab computes afresh
+    files = tab.download("Generated scene", 2, None, None, "scene-vlm", "cls-attention", 0.25, 3, -1,
+                         "how many objects ?", 3)  # fmt: skip
+    data = json.loads(Path(next(f for f in files if f.endswith(".json"))).read_text())
+    assert (
+        code == 0
+        and any(f.endswith("_summary.csv") for f in files)
+        and any(f.endswith(".png") for f in files)
+    )
+    for key in ("method", "place", "keep", "grid", "kept", "scores", "stages", "answer_full", "answer_pruned",
+                "flops", "flops_full", "info"):  # fmt: skip
+        assert data[key] == cli[key], key
+    assert data["provenance"]["params"] == cli["provenance"]["params"]

@@ -248,12 +248,13 @@ def test_bad_inputs(vlm):
 def test_prune_image_and_compare(vlm, batch):
     from engine.tokens.run import compare, prune_image
 
-    img = (batch.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    img = batch.image_uint8(0)
     r = prune_image(img, method="pyramiddrop", keep=0.25, question="how many red objects ?")
     assert r.grid == (14, 14) and len(r.kept) == 49 and r.place == "lm"
     assert [s["layer"] for s in r.stages] == [2, 4, 6] and r.flops < r.flops_full
     assert np.isfinite(r.scores).sum() == r.info["counts"][-2]  # the last stage scored the tokens left
-    res, iou = compare(img, ["random-keep", "cls-attention", "random-keep"], keep=0.25)
+    cmp = compare(img, ["random-keep", "cls-attention", "random-keep"], keep=0.25)
+    iou = cmp.iou
     assert iou.shape == (3, 3) and iou[0, 2] == 1.0 and np.allclose(np.diag(iou), 1)
     with pytest.raises(InputError, match="keep"):
         prune_image(img, method="flowcut", keep=1.5)

@@ -12,6 +12,10 @@ from visualizers.style import HEATMAP_SCALE, OKABE_ITO, base_layout
 
 __all__ = [
     "overlay_image",
+    "model_view",
+    "stage_overlay",
+    "comparison_tiles",
+    "png_bytes",
     "side_by_side",
     "stage_kept",
     "plot_agreement",
@@ -81,6 +85,40 @@ def stage_kept(res, stage: int):
     return np.asarray(
         s["kept"]
     ), f"step {min(stage, len(res.stages))}/{len(res.stages)}: {len(s['kept'])} kept {where}"
+
+
+def model_view(image: np.ndarray, size: int = 112) -> np.ndarray:
+    """``image`` RGB uint8 centre-cropped and resized as the model saw it (the scene VLM reads 112 px)."""
+    from engine.vision.images import resize_for  # an image function, no model
+
+    return resize_for(image, size)[0]
+
+
+def stage_overlay(res, image: np.ndarray, stage: int) -> tuple[Image.Image, str]:
+    """(overlay of ``image`` after pruning step ``stage`` of a :class:`~engine.tokens.run.TokenPruning`, label
+    of that step); at the last step of a pooling method the window borders are drawn."""
+    kept, label = stage_kept(res, stage)
+    final = stage >= len(res.stages)
+    return overlay_image(
+        model_view(image), res.grid, kept, groups=res.groups if final and stage > 0 else None
+    ), label
+
+
+def comparison_tiles(cmp, image: np.ndarray, *, cols: int = 4) -> Image.Image:
+    """One overlay per method of a :class:`~engine.tokens.run.TokenComparison`, titled with its answers."""
+    small = model_view(image)
+    tiles = [overlay_image(small, r.grid, r.kept, groups=r.groups, side=224,
+                           title=f"{r.method}: {r.answer_pruned} (all: {r.answer_full})") for r in cmp.results]  # fmt: skip
+    return side_by_side(tiles, cols=cols)
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """A PIL picture as PNG bytes (for the downloads)."""
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def side_by_side(images: list[Image.Image], *, cols: int = 4) -> Image.Image:

@@ -8,25 +8,18 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from app.controls import controls, method_choices, method_dropdown
 from app.errors import user_errors
+from app.export import export
 from app.image_inputs import example_paths as _example_paths
 from app.image_inputs import get_image as _get_image
 from app.image_inputs import image_input_components
-from engine.registry import InputError
+from app.inputs import as_int
+from engine.registry import get
 
 TAB_TITLE = "Visual Token Pruning"
 TAB_ORDER = 20
 
-METHODS = (
-    "flowcut",
-    "flowcut-select",
-    "cls-attention",
-    "turbo",
-    "llavolta",
-    "pyramiddrop",
-    "fastv",
-    "random-keep",
-)
 EXAMPLES = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg")
 MAX_STAGE = 3
 
@@ -40,58 +33,48 @@ def get_image(source: str, scene_index, example, upload) -> tuple[np.ndarray, li
     return _get_image(source, scene_index, example, upload, names=EXAMPLES)
 
 
-def _keep(keep) -> float:
-    try:
-        k = float(keep)
-    except (TypeError, ValueError):
-        raise InputError(f"keep fraction must be a number in (0, 1], got {keep!r}") from None
-    if not (0 < k <= 1):
-        raise InputError(f"keep fraction must be in (0, 1], got {k}")
-    return k
+# parameters with a fixed place in the tokens_prune API (before the question); every other parameter of the
+# family follows the seed, in registration order
+API_PARAMS = ("layer", "K")
 
 
-def _params(method: str, layer, K) -> dict:
-    p = {}
-    if method in ("cls-attention", "turbo"):
-        p["layer"] = int(layer)
-    if method == "fastv":
-        p["K"] = int(K)
-    return p
+def _shown(method: str) -> dict[str, bool]:
+    """Which parameter controls the chosen method reads (the others are hidden)."""
+    from engine.tokens.methods import family_params
+
+    own = {p.name for p in get(method, family="tokens").params}
+    return {p.name: p.name in own for p in family_params()}
 
 
-def _model_image(img: np.ndarray) -> np.ndarray:
-    from engine.vision.images import resize_for
+def _extra_params() -> list:
+    from engine.tokens.methods import family_params
 
-    return resize_for(img, 112)[0]
+    return [p for p in family_params() if p.name != "keep" and p.name not in API_PARAMS]
 
 
-def _run(
-    source, scene_index, example, upload, model, method, keep, layer, K, question, control=False, seed=0
-):
+def _run(source, scene_index, example, upload, model, method, keep, layer, K, question, control=False, seed=0,
+         *more):  # fmt: skip
     from engine.tokens.run import prune_image
 
     img, notices, described = get_image(source, scene_index, example, upload)
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    res = prune_image(img, method=method, keep=_keep(keep), params=_params(method, layer, K),
+    given = dict(zip((*API_PARAMS, *(p.name for p in _extra_params())), (layer, K, *more), strict=False))
+    own = {p.name for p in get(method, family="tokens").params}  # each method reads only its own parameters
+    res = prune_image(img, method=method, keep=keep, params={k: v for k, v in given.items() if k in own and v is not None},
                       question=question, model=(model or "scene-vlm").strip(), control=bool(control),
-                      seed=int(seed or 0))  # fmt: skip
+                      seed=as_int(seed or 0, "control seed", 0))  # fmt: skip
     return img, notices, described, res
 
 
 @user_errors
 def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
-          seed=0):  # fmt: skip
+          seed=0, *more):  # fmt: skip
     """Handler: prune one image with one method (or its random control at the same place); overlay at the
     chosen step, answers, metrics, caption."""
-    from visualizers.tokens import overlay_image, pruning_caption, stage_kept
+    from visualizers.tokens import pruning_caption, stage_overlay
 
     img, notices, described, res = _run(source, scene_index, example, upload, model, method, keep, layer, K,
-                                        question, control, seed)  # fmt: skip
-    stage = int(stage) if stage is not None else MAX_STAGE
-    kept, label = stage_kept(res, stage)
-    final = stage >= len(res.stages)
-    pic = overlay_image(_model_image(img), res.grid, kept, groups=res.groups if final and stage > 0 else None)
+                                        question, control, seed, *more)  # fmt: skip
+    pic, label = stage_overlay(res, img, MAX_STAGE if stage is None else as_int(stage, "step", 0))
     cap = pruning_caption(res, label) + f" Input: {described}."
     if notices:
         cap += " " + "; ".join(notices) + "."
@@ -100,24 +83,33 @@ def prune(source, scene_index, example, upload, model, method, keep, layer, K, q
 
 
 @user_errors
+def download(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
+             seed=0, *more):  # fmt: skip
+    """Handler: the pruning's JSON and CSV (the result's own serialiser, as ``redex tokens --json``) and the
+    overlay PNG."""
+    from visualizers.tokens import png_bytes, stage_overlay
+
+    img, _, _, res = _run(source, scene_index, example, upload, model, method, keep, layer, K, question, control,
+                          seed, *more)  # fmt: skip
+    pic, _ = stage_overlay(res, img, MAX_STAGE if stage is None else as_int(stage, "step", 0))
+    return export(res, f"tokens_{method}", extra={"overlay.png": png_bytes(pic)})
+
+
+@user_errors
 def compare_methods(source, scene_index, example, upload, model, methods, keep, question):
     """Handler: several methods on the same image at the same kept fraction, side by side, and their IoU."""
     from engine.tokens.run import compare
-    from visualizers.tokens import overlay_image, plot_agreement, side_by_side
+    from visualizers.tokens import comparison_tiles, plot_agreement
 
     img, notices, described = get_image(source, scene_index, example, upload)
-    methods = [m for m in (methods or []) if m in METHODS]
-    if len(methods) < 2:
-        raise InputError("pick at least two methods to compare")
-    k = _keep(keep)
-    res, iou = compare(img, methods, keep=k, question=question, model=(model or "scene-vlm").strip())
-    small = _model_image(img)
-    tiles = [overlay_image(small, r.grid, r.kept, groups=r.groups, side=224,
-                           title=f"{r.method}: {r.answer_pruned} (all: {r.answer_full})") for r in res]  # fmt: skip
-    cap = (f"{len(methods)} methods at keep {k:.2f} on {described}; question *{res[0].question}*. Titles: answer "
+    if len(methods or []) < 2:
+        raise gr.Error("pick at least two methods to compare")
+    res = compare(img, list(methods), keep=keep, question=question, model=(model or "scene-vlm").strip())
+    k = res.settings["keep"]
+    cap = (f"{len(methods)} methods at keep {k:.2f} on {described}; question *{res.question}*. Titles: answer "
            "with the pruned tokens (with all tokens). LLaVolta pools instead of dropping: its 'kept set' in the "
            "IoU is the first patch of each window.")  # fmt: skip
-    return side_by_side(tiles, cols=4), plot_agreement(methods, iou, keep=k), cap
+    return comparison_tiles(res, img), plot_agreement(res.methods, res.iou, keep=k), cap
 
 
 def pareto():
@@ -156,6 +148,8 @@ PARETO_HEADERS = ["method", "acts", "kept", "tokens", "accuracy", "random here (
 
 
 def build_tab() -> None:
+    from engine.tokens.methods import family_params
+
     gr.Markdown(
         "Which image tokens can the scene VLM do without? Each method scores the 196 patch tokens and keeps a "
         "fraction: **FlowCut** inside the vision encoder, **CLS attention**, **Turbo** and **LLaVolta** pooling "
@@ -169,18 +163,11 @@ def build_tab() -> None:
             model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True,
                                 label="Model (scene-vlm, or a LLaVA-style folder / hub id)")  # fmt: skip
             question = gr.Textbox(value="how many objects ?", label="Question (scene-vlm: scene vocabulary)")
-            method = gr.Dropdown(list(METHODS), value="flowcut", label="Method")
-            keep = gr.Slider(0.05, 1.0, value=0.25, step=0.01, label="Kept fraction of image tokens")
-            layer = gr.Slider(
-                -1,
-                6,
-                value=-1,
-                step=1,
-                label="CLS attention / Turbo: encoder layer (-1: the one the LM reads, 6)",
-            )
-            K = gr.Slider(
-                -1, 7, value=-1, step=1, label="FastV: prune before LM layer K (-1: 2 of 32 scaled = 1)"
-            )
+            method = method_dropdown("tokens", value="flowcut", label="Method")
+            pc = controls(family_params(), values={"keep": 0.25})  # bounds = the registry's
+            shown = _shown("flowcut")
+            for name, c in pc.items():
+                c.visible = shown[name]
             stage = gr.Slider(
                 0, MAX_STAGE, value=MAX_STAGE, step=1, label="Pruning step shown (0 = all tokens)"
             )
@@ -188,6 +175,8 @@ def build_tab() -> None:
                 control = gr.Checkbox(False, label="Random control at the same place")
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=10_000, label="Control seed")
             apply = gr.Button("Prune", variant="primary")
+            dl_btn = gr.Button("Download data (JSON, CSV, PNG)")
+            files = gr.File(label="Downloads", file_count="multiple")
         with gr.Column(scale=2):
             overlay = gr.Image(
                 label="Overlay (pruned: dimmed + hatched; kept: outlined)", type="pil", height=360
@@ -200,8 +189,8 @@ def build_tab() -> None:
     gr.Markdown("### Methods side by side (same image, same kept fraction)")
     with gr.Row():
         with gr.Column(scale=1):
-            methods = gr.CheckboxGroup(list(METHODS), value=["flowcut", "cls-attention", "pyramiddrop", "random-keep"],
-                                       label="Methods")  # fmt: skip
+            methods = gr.CheckboxGroup(method_choices("tokens"), label="Methods",
+                                       value=["flowcut", "cls-attention", "pyramiddrop", "random-keep"])  # fmt: skip
             cmp_btn = gr.Button("Compare methods")
         with gr.Column(scale=3):
             tiles = gr.Image(label="Overlays", type="pil")
@@ -213,23 +202,14 @@ def build_tab() -> None:
     gr.Markdown(pcap, elem_classes=["caption"])
     gr.Dataframe(value=rows, headers=PARETO_HEADERS, interactive=False, label="Table behind the plot")
 
-    inputs = [
-        source,
-        scene_index,
-        example,
-        upload,
-        model,
-        method,
-        keep,
-        layer,
-        K,
-        question,
-        stage,
-        control,
-        seed,
-    ]
+    extra = [pc[p.name] for p in _extra_params()]
+    inputs = [source, scene_index, example, upload, model, method, pc["keep"], pc["layer"], pc["K"], question, stage,
+              control, seed, *extra]  # fmt: skip
     outputs = [overlay, ans_full, ans_pruned, table, caption]
     apply.click(prune, inputs, outputs, api_name="tokens_prune")
     stage.release(prune, inputs, outputs, api_name="tokens_stage")
-    cmp_btn.click(compare_methods, [source, scene_index, example, upload, model, methods, keep, question],
+    dl_btn.click(download, inputs, [files], api_name="tokens_download")
+    method.change(lambda m: [gr.update(visible=v) for v in _shown(m).values()], method, list(pc.values()),
+                  api_visibility="private")  # fmt: skip
+    cmp_btn.click(compare_methods, [source, scene_index, example, upload, model, methods, pc["keep"], question],
                   [tiles, agree, cmp_cap], api_name="tokens_compare")  # fmt: skip

@@ -7,6 +7,12 @@ own count accuracy with the same pruning. Controls: the same place, the same cou
 several seeds (mean and standard deviation). Methods that act before the LM share one control (random before
 the LM); FlowCut, PyramidDrop and FastV each get their own.
 
+:func:`evaluate` returns a :class:`TokenEvaluation` (a :class:`~engine.results.ComparisonResult`: one row per
+method and kept fraction; ``.table()`` is the JSON the tab draws) and :func:`accuracy_at` an
+:class:`AccuracyReport` (``redex tokens --eval``); both are cached by model, settings and method
+(:class:`~engine.cache.ResultCache`; the accuracy also on disk). Where a method acts, its random control and how
+the table names that control are the method's registration (``acts_at``, ``control``, ``facts``).
+
 The shipped table is ``assets/tokens/pareto.json`` (:func:`load_table`); ``python -m engine.tokens.evaluate``
 recomputes it.
 """
@@ -15,15 +21,22 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.registry import InputError, get
+from engine.cache import ResultCache
+from engine.registry import Param, Settings, by_family, get
+from engine.results import ComparisonResult, Provenance, Result, from_dict
 from engine.tokens import core
+from engine.tokens.methods import control_extras
 
-__all__ = ["CONFIGS", "TABLE_PATH", "evaluate", "accuracy_at", "load_table", "run_method", "CONTROL_OF"]
+__all__ = [
+    "CONFIGS", "TABLE_PATH", "EVAL", "evaluate", "accuracy_at", "load_table", "run_method", "TokenEvaluation",
+    "AccuracyReport", "in_model_controls",
+]  # fmt: skip
 
 TABLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "tokens" / "pareto.json"
 KEEPS = (0.5, 0.25, 0.11)
@@ -39,30 +52,73 @@ CONFIGS = (
     ("pyramiddrop", "pyramiddrop", {}),
     ("fastv", "fastv", {}),
 )
-# method -> the label of its random control (same place)
-CONTROL_OF = {"cls-attention": "random", "turbo": "random", "llavolta": "random", "random-keep": "random",
-              "flowcut-select": "random",
-              "flowcut": "random-in-vit (flowcut schedule)", "pyramiddrop": "random-at-pdrop-stages",
-              "fastv": "random-at-fastv-layer"}  # fmt: skip
+# the accuracy check's own setting (``redex tokens --eval --n``)
+EVAL = Settings(
+    "token accuracy", (Param("n", 16, low=1, high=2000, help="validation scenes (6 questions each)"),)
+)
+
+
+def in_model_controls() -> tuple[str, ...]:
+    """Methods whose random control is their own (same layers / stages inside a model): their controls are run
+    apart; every method that acts before the LM shares random-keep as its control."""
+    return tuple(m.name for m in by_family("tokens") if m.fact("own_control"))
+
+
+@dataclass
+class TokenEvaluation(ComparisonResult):
+    """The Pareto table: ``rows`` (one per method and kept fraction, with its control's numbers), the full-token
+    reference and the run's size; :meth:`table` is the JSON of ``assets/tokens/pareto.json``."""
+
+    model: str = ""
+    split: str = "val"
+    n_scenes: int = 0
+    n_questions: int = 0
+    seeds: list[int] = field(default_factory=list)
+    keeps: list[float] = field(default_factory=list)
+    full: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    backend: str = "cpu"
+
+    def table(self) -> dict:
+        return {"model": self.model, "split": self.split, "n_scenes": self.n_scenes,
+                "n_questions": self.n_questions, "seeds": self.seeds, "keeps": self.keeps, "full": self.full,
+                "rows": self.rows, "seconds": self.seconds, "backend": self.backend}  # fmt: skip
+
+
+@dataclass
+class AccuracyReport(Result):
+    """Answer accuracy with one method at one kept fraction and with all tokens (``redex tokens --eval``)."""
+
+    method: str = ""
+    keep: float = 1.0
+    n_scenes: int = 0
+    n_questions: int = 0
+    accuracy: float = 0.0
+    accuracy_full: float = 0.0
+    objects_kept: float = (
+        1.0  # share of objects with a kept patch (1 for a pooling method: nothing is dropped)
+    )
+
+    def tables(self) -> dict[str, list[dict]]:
+        keys = ("method", "keep", "n_scenes", "n_questions", "accuracy", "accuracy_full", "objects_kept")
+        return {"accuracy": [{k: getattr(self, k) for k in keys}]}
+
+
+EVAL_CACHE = ResultCache("tokens-evaluate", version=1, maxsize=4)
+ACCURACY_CACHE = ResultCache("tokens-accuracy", version=1, load=lambda d: from_dict(AccuracyReport, d))
 
 
 def run_method(vlm, pixels, questions, name: str, keep: float, params: dict | None = None, *, control=False,
                seed: int = 0, salt: int = 0, vit_heads: bool = False) -> list[core.RunOut]:  # fmt: skip
     """Run one registered method (or its control) on a batch; per-image methods run image by image."""
-    m = get(name)
-    if m.family != "tokens":
-        raise InputError(f"{name!r} is not a token-pruning method")
+    m = get(name, family="tokens")
     p = m.validate(dict(params or {}, keep=keep))
     pol = m(vlm, control=control, seed=seed, salt=salt, **p)
     if not pol.info.get("per_image"):
         return [core.run_vlm(vlm, pixels, questions, pol, vit_heads=vit_heads)]
     outs = []
     for i in range(len(pixels)):
-        extra = {}
-        if control and name == "flowcut":  # the control keeps FlowCut's own counts on this image
-            from engine.tokens.methods import flowcut_counts
-
-            extra["counts"] = flowcut_counts(vlm, pixels[i : i + 1], p["keep"])
+        extra = control_extras(m, vlm, pixels[i : i + 1], p["keep"], control=control)  # its own counts here
         pol = m(vlm, control=control, seed=seed, salt=salt * 1000 + i, **p, **extra)
         outs.append(core.run_vlm(vlm, pixels[i : i + 1], questions[i : i + 1], pol, vit_heads=vit_heads))
     return outs
@@ -80,12 +136,27 @@ def _objects_kept(cov: np.ndarray, kept: np.ndarray, Q: int) -> float:
 
 
 def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, batch: int = 16, log=print,
-             controls=("flowcut", "pyramiddrop", "fastv")) -> dict:  # fmt: skip
+             controls: tuple[str, ...] | None = None) -> TokenEvaluation:  # fmt: skip
     """The Pareto table (see the module docstring) on validation scenes 0..n-1; ``controls``: the in-model
-    methods whose same-place random control is run (random before the LM always is)."""
+    methods whose same-place random control is run (default :func:`in_model_controls`; random before the LM
+    always is). Cached by model and settings."""
+    controls = in_model_controls() if controls is None else tuple(controls)
+    key = (vlm.name, n, list(keeps), list(seeds), [list(c) for c in configs], batch, list(controls))
+    return EVAL_CACHE.get_or_compute(
+        key, lambda: _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls)
+    )
+
+
+def _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls) -> TokenEvaluation:
     from engine.vision import scenes
 
     runs: dict[tuple, dict] = {}
+    pools = {
+        label for label, m, _ in configs if get(m, family="tokens").fact("pools")
+    }  # no kept set to score
+    in_vit = {
+        m for _, m, _ in configs if get(m, family="tokens").acts_at == "vit"
+    }  # the ViT's own count head
 
     def add(key, outs, ans, cov, Q, vit_true=None):
         pred = np.concatenate([o.logits.argmax(-1).numpy() for o in outs])
@@ -93,7 +164,7 @@ def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, bat
         rec = runs.setdefault(key, {"correct": 0, "total": 0, "obj": [], "flops": [], "vit": [], "k": []})
         rec["correct"] += int((pred == ans).sum())
         rec["total"] += len(ans)
-        if key[0] != "full" and not (key[0] == "llavolta" and not key[2]):
+        if key[0] != "full" and not (key[0] in pools and not key[2]):
             rows = np.concatenate(kept)
             rec["obj"].append((_objects_kept(cov, rows, Q), len(cov)))
         else:
@@ -126,11 +197,11 @@ def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, bat
                     ans, cov, Q)  # fmt: skip
                 for m in controls:
                     outs = run_method(vlm, px, b.questions, m, keep, control=True, seed=seed, salt=s,
-                                      vit_heads=m == "flowcut")  # fmt: skip
-                    add((m, keep, True, seed), outs, ans, cov, Q, vt if m == "flowcut" else None)
+                                      vit_heads=m in in_vit)  # fmt: skip
+                    add((m, keep, True, seed), outs, ans, cov, Q, vt if m in in_vit else None)
             for label, m, params in configs:
-                outs = run_method(vlm, px, b.questions, m, keep, params, vit_heads=m == "flowcut")
-                add((label, keep, False, 0), outs, ans, cov, Q, vt if m == "flowcut" else None)
+                outs = run_method(vlm, px, b.questions, m, keep, params, vit_heads=m in in_vit)
+                add((label, keep, False, 0), outs, ans, cov, Q, vt if m in in_vit else None)
         log(f"scenes {s + len(b)}/{n}  {time.perf_counter() - t0:.0f} s")
 
     def stats(key):
@@ -152,7 +223,7 @@ def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, bat
                 "accuracy_std": float(np.std([x["accuracy"] for x in st])),
                 "objects_kept_mean": float(np.mean([x["objects_kept"] for x in st])),
                 "flops": st[0]["flops"],
-                "vit_count_accuracy": st[0]["vit_count_accuracy"] if c == "flowcut" else None,
+                "vit_count_accuracy": st[0]["vit_count_accuracy"] if c in in_vit else None,
             }
         table.append({"method": "random", "place": "pre-lm", "keep": keep, **_row(stats(("random", keep, True, 0))),
                       "accuracy": ctl["random"]["accuracy_mean"], "accuracy_std": ctl["random"]["accuracy_std"],
@@ -163,16 +234,22 @@ def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, bat
         for label, m, _ in configs:
             st = stats((label, keep, False, 0))
             c = m if m in controls else "random"
-            table.append({"method": label, "registered": m, "place": _place(m), "keep": keep, **_row(st),
-                          "control": CONTROL_OF[m], "control_accuracy_mean": ctl[c]["accuracy_mean"],
+            reg = get(m, family="tokens")
+            table.append({"method": label, "registered": m, "place": reg.acts_at, "keep": keep, **_row(st),
+                          "control": reg.fact("control_label"), "control_accuracy_mean": ctl[c]["accuracy_mean"],
                           "control_accuracy_std": ctl[c]["accuracy_std"],
                           "control_objects_kept": ctl[c]["objects_kept_mean"],
                           "control_vit_count_accuracy": ctl[c]["vit_count_accuracy"]})  # fmt: skip
-    return {
-        "model": vlm.name, "split": "val", "n_scenes": n, "n_questions": runs[("full", 1.0, False, 0)]["total"],
-        "seeds": list(seeds), "keeps": list(keeps), "full": {"keep": 1.0, **_row(full)}, "rows": table,
-        "seconds": time.perf_counter() - t0, "backend": "cpu" if not torch.cuda.is_available() else "cuda",
-    }  # fmt: skip
+    backend = "cpu" if not torch.cuda.is_available() else "cuda"
+    seconds = time.perf_counter() - t0
+    prov = Provenance(method="evaluate", params={"n": n, "keeps": list(keeps), "seeds": list(seeds),
+                                                 "controls": list(controls)},
+                      input_fingerprint=f"{vlm.name}/val/0..{n - 1}", backend=backend, timings={"total": seconds})  # fmt: skip
+    return TokenEvaluation(
+        provenance=prov, family="tokens", methods=[label for label, _, _ in configs], settings=prov.params,
+        rows=table, model=vlm.name, split="val", n_scenes=n, n_questions=runs[("full", 1.0, False, 0)]["total"],
+        seeds=list(seeds), keeps=list(keeps), full={"keep": 1.0, **_row(full)}, seconds=seconds, backend=backend,
+    )  # fmt: skip
 
 
 def _row(st: dict) -> dict:
@@ -180,20 +257,24 @@ def _row(st: dict) -> dict:
             "tokens": st["tokens"], "vit_count_accuracy": st["vit_count_accuracy"]}  # fmt: skip
 
 
-def _place(m: str) -> str:
-    from engine.tokens.methods import METHODS_AT
-
-    return METHODS_AT[m]
-
-
 def accuracy_at(
     vlm, name: str, keep: float, params: dict | None = None, *, n: int = 16, batch: int = 16
-) -> dict:
-    """Accuracy with ``name`` at ``keep`` and with all tokens on validation scenes 0..n-1 (the CLI's --eval)."""
+) -> AccuracyReport:
+    """Accuracy with ``name`` at ``keep`` and with all tokens on validation scenes 0..n-1 (the CLI's --eval);
+    cached by model, method, parameters and ``n`` (in memory and on disk)."""
+    m = get(name, family="tokens")
+    p = m.validate(dict(params or {}, keep=keep))
+    n = EVAL.validate({"n": n})["n"]
+    key = (vlm.name, name, p, n, batch)
+    return ACCURACY_CACHE.get_or_compute(key, lambda: _accuracy_at(vlm, m, p, n, batch))
+
+
+def _accuracy_at(vlm, m, p: dict, n: int, batch: int) -> AccuracyReport:
     from engine.vision import scenes
 
-    if not 1 <= n <= 2000:
-        raise InputError(f"--n must be in 1..2000 scenes, got {n}")
+    t_start = time.perf_counter()
+    name, keep = m.name, p["keep"]
+    params = {k: v for k, v in p.items() if k != "keep"}
     c = f = t = 0
     obj = []
     for s in range(0, n, batch):
@@ -206,10 +287,12 @@ def accuracy_at(
         c += int((pred == ans).sum())
         f += int((full == ans).sum())
         t += len(ans)
-        if name != "llavolta":
+        if not m.fact("pools"):
             obj.append(_objects_kept(b.coverage.numpy(), np.concatenate([o.kept for o in outs]), 6))
-    return {"method": name, "keep": keep, "n_scenes": n, "n_questions": t, "accuracy": c / t,
-            "accuracy_full": f / t, "objects_kept": float(np.mean(obj)) if obj else 1.0}  # fmt: skip
+    prov = Provenance(method=name, params=p | {"n": n}, input_fingerprint=f"{vlm.name}/val/0..{n - 1}",
+                      backend="cpu", timings={"total": time.perf_counter() - t_start})  # fmt: skip
+    return AccuracyReport(provenance=prov, method=name, keep=keep, n_scenes=n, n_questions=t, accuracy=c / t,
+                          accuracy_full=f / t, objects_kept=float(np.mean(obj)) if obj else 1.0)  # fmt: skip
 
 
 def load_table(path: Path | None = None) -> dict | None:
@@ -265,9 +348,9 @@ def main(argv=None) -> None:
     vlm = load_vlm("scene-vlm")
     if a.check_flowcut:
         cfg = tuple(c for c in CONFIGS if c[1] in ("flowcut", "flowcut-select", "cls-attention"))
-        res = evaluate(vlm, n=a.n, keeps=(0.25,), configs=cfg, controls=("flowcut",))
+        res = evaluate(vlm, n=a.n, keeps=(0.25,), configs=cfg, controls=("flowcut",)).table()
     else:
-        res = evaluate(vlm, n=a.n)
+        res = evaluate(vlm, n=a.n).table()
         res["latency_ms"] = latency_table(vlm)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))

@@ -26,7 +26,10 @@ from engine.registry import InputError, Paper, Param, register
 from engine.tokens.core import Policy, keep_count, random_keep, topk_sorted
 
 __all__ = [
-    "METHODS_AT",
+    "KEEP",
+    "family_params",
+    "control_extras",
+    "own_counts",
     "flowcut_prune_count",
     "flowcut_scores",
     "flowcut_counts",
@@ -51,10 +54,16 @@ TURBO = Paper("Turbo: Informativity-Driven Acceleration Plug-In for Vision-Langu
 CLS_ATTN = Paper("An Image is Worth 16x16 Words (CLS token attention as patch importance)", 2021,
                  "arXiv:2010.11929", "https://arxiv.org/abs/2010.11929")  # fmt: skip
 
-KEEP = Param("keep", 0.25, low=0.01, high=1.0, help="fraction of image tokens that reaches the last LM layer")
-# where each method acts: "vit" (inside the encoder), "pre-lm" (before the LM), "lm" (inside the LM)
-METHODS_AT = {"random-keep": "pre-lm", "cls-attention": "pre-lm", "turbo": "pre-lm", "llavolta": "pre-lm",
-              "flowcut": "vit", "flowcut-select": "pre-lm", "pyramiddrop": "lm", "fastv": "lm"}  # fmt: skip
+KEEP = Param("keep", 0.25, low=0.01, high=1.0, help="fraction of image tokens that reaches the last LM layer",
+             label="Kept fraction of image tokens")  # fmt: skip
+LAYER = Param("layer", -1, low=-1, high=63, label="Encoder layer read (-1: the one the LM reads)",
+              help="encoder layer whose CLS attention ranks the patches (-1: the one the LM reads)")  # fmt: skip
+# Where each method acts is its registration's ``acts_at``: "vit" (inside the encoder), "pre-lm" (between the
+# projector and the LM), "lm" (inside the LM). ``control`` is the registered random control, random-keep; a
+# method that acts inside a model has the fact "own_control": its ``control=True`` policy is random-keep's choice
+# made at the method's own place (same layers / stages, same counts, random choice).
+# facts: "control_label" (how the Pareto table names the control), "control_counts" (the control follows the
+# token counts the method itself keeps on the same image), "pools" (no kept *set*: every patch is pooled).
 
 
 def feature_layers(vlm) -> int:
@@ -83,7 +92,8 @@ def _layer_arg(vlm, layer: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- random
-@register("random-keep", family="tokens", paper=None, params=[KEEP],
+@register("random-keep", family="tokens", paper=None, params=[KEEP], role="prune", acts_at="pre-lm",
+          facts={"control_label": "random"},
           summary="Keep a uniformly random subset of the image tokens before the LM (the baseline every method "
                   "must beat).")  # fmt: skip
 def random_pruning(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
@@ -99,9 +109,8 @@ def random_pruning(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
 
 
 # ----------------------------------------------------------------------------------------------- CLS attention
-@register("cls-attention", family="tokens", paper=CLS_ATTN,
-          params=[KEEP, Param("layer", -1, low=-1, high=63,
-                              help="encoder layer whose CLS attention ranks the patches (-1: the one the LM reads)")],
+@register("cls-attention", family="tokens", paper=CLS_ATTN, params=[KEEP, LAYER], role="prune", acts_at="pre-lm",
+          control="random-keep", facts={"control_label": "random"},
           summary="Keep the patches the CLS token attends to most (mean over heads) at a chosen encoder layer.")  # fmt: skip
 def cls_attention(vlm, *, keep=0.25, layer=-1, control=False, seed=0, salt=0) -> Policy:
     _check_vlm(vlm, "cls-attention")
@@ -135,9 +144,10 @@ def turbo_scores(keys: torch.Tensor, cls_attn: torch.Tensor, alpha: float) -> to
     return alpha * A - R
 
 
-@register("turbo", family="tokens", paper=TURBO,
-          params=[KEEP, Param("alpha", 1.0, low=0.0, high=10.0, help="weight of semantic value (CLS attention)"),
-                  Param("layer", -1, low=-1, high=63, help="encoder layer read (-1: the one the LM reads)")],
+@register("turbo", family="tokens", paper=TURBO, role="prune", acts_at="pre-lm", control="random-keep",
+          params=[KEEP, Param("alpha", 1.0, low=0.0, high=10.0, help="weight of semantic value (CLS attention)",
+                              label="Turbo: weight of semantic value"), LAYER],
+          facts={"control_label": "random"},
           summary="Keep patches of high information degree: CLS attention (semantic value) minus mean key "
                   "cosine similarity to the other patches (mutual redundancy).")  # fmt: skip
 def turbo(vlm, *, keep=0.25, alpha=1.0, layer=-1, control=False, seed=0, salt=0) -> Policy:
@@ -156,7 +166,8 @@ def turbo(vlm, *, keep=0.25, alpha=1.0, layer=-1, control=False, seed=0, salt=0)
 
 
 # ----------------------------------------------------------------------------------------------- LLaVolta
-@register("llavolta", family="tokens", paper=LLAVOLTA, params=[KEEP],
+@register("llavolta", family="tokens", paper=LLAVOLTA, params=[KEEP], role="prune", acts_at="pre-lm",
+          control="random-keep", facts={"control_label": "random", "pools": True},
           summary="Average-pool the raster-ordered image tokens with kernel = stride = round(1/keep) before the "
                   "LM (no ranking: every patch contributes to one pooled token).")  # fmt: skip
 def llavolta(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
@@ -199,7 +210,8 @@ def flowcut_scores(attn: torch.Tensor, values: torch.Tensor, p: int = 1) -> tupl
     return (clsn + sem / sem.sum(-1, keepdim=True)) * vn, clsn
 
 
-@register("flowcut", family="tokens", paper=FLOWCUT, params=[KEEP],
+@register("flowcut", family="tokens", paper=FLOWCUT, params=[KEEP], role="prune", acts_at="vit", control="random-keep",
+          facts={"control_label": "random-in-vit (flowcut schedule)", "control_counts": True, "own_control": True},
           summary="Inside the encoder: CLS + semantic attention times value L1 norm, accumulated over layers "
                   "(S <- S/2 + score/2), pruned progressively on an entropy-driven schedule to the target.")  # fmt: skip
 def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0, counts: list[int] | None = None) -> Policy:
@@ -253,16 +265,31 @@ def flowcut(vlm, *, keep=0.25, control=False, seed=0, salt=0, counts: list[int] 
     return pol
 
 
-def flowcut_counts(vlm, pixels, keep: float) -> list[int]:
-    """Tokens FlowCut keeps after each of its pruning layers on one image [1, 3, S, S] (encoder only)."""
+def own_counts(method, vlm, pixels, keep: float) -> list[int]:
+    """Tokens ``method`` (a registered in-encoder method) keeps after each of its pruning layers on one image
+    [1, 3, S, S] (encoder only): what its random control follows (``facts["control_counts"]``)."""
     from engine.tokens.core import run_vit
 
-    pol = flowcut(vlm, keep=keep)
+    pol = method(vlm, keep=keep)
     run_vit(vlm.encoder, pixels, pol, feature_layers(vlm))
     return [c["kept"] for c in pol.info["schedule"]]
 
 
-@register("flowcut-select", family="tokens", paper=FLOWCUT, params=[KEEP],
+def flowcut_counts(vlm, pixels, keep: float) -> list[int]:
+    """Tokens FlowCut keeps after each of its pruning layers on one image [1, 3, S, S] (encoder only)."""
+    return own_counts(flowcut, vlm, pixels, keep)
+
+
+def control_extras(method, vlm, pixels, keep: float, *, control: bool) -> dict:
+    """Extra arguments of ``method``'s policy on one image: for its random control, the method's own token
+    counts when the control must follow them (``facts["control_counts"]``); nothing otherwise."""
+    if not control or not method.fact("control_counts"):
+        return {}
+    return {"counts": own_counts(method, vlm, pixels, keep)}
+
+
+@register("flowcut-select", family="tokens", paper=FLOWCUT, params=[KEEP], role="prune", acts_at="pre-lm",
+          control="random-keep", facts={"control_label": "random"},
           summary="FlowCut's selection (its own progressive pass through the encoder) applied before the LM to the "
                   "features of the unpruned encoder: where FlowCut chooses, without pruning inside the encoder.")  # fmt: skip
 def flowcut_select(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
@@ -315,7 +342,8 @@ def pdrop_attention(
     return w[:, :, span[0] : span[1]].mean(1)
 
 
-@register("pyramiddrop", family="tokens", paper=PDROP, params=[KEEP],
+@register("pyramiddrop", family="tokens", paper=PDROP, params=[KEEP], role="prune", acts_at="lm",
+          control="random-keep", facts={"control_label": "random-at-pdrop-stages", "own_control": True},
           summary="Inside the LM: after each of three stages keep the image tokens the last instruction token "
                   "attends to most (next layer's norm, q/k, RoPE, fp32 softmax, mean over heads).")  # fmt: skip
 def pyramiddrop(vlm, *, keep=0.25, control=False, seed=0, salt=0) -> Policy:
@@ -373,9 +401,12 @@ def fastv_received(attn: torch.Tensor, span: tuple[int, int], query: str = "all"
     return cols / seen
 
 
-@register("fastv", family="tokens", paper=FASTV,
-          params=[KEEP, Param("K", -1, low=-1, high=63, help="prune before LM layer K (-1: 2 of 32 scaled)"),
-                  Param("query", "all", choices=("all", "last"), help="attention received from all / last token")],
+@register("fastv", family="tokens", paper=FASTV, role="prune", acts_at="lm", control="random-keep",
+          params=[KEEP, Param("K", -1, low=-1, high=63, help="prune before LM layer K (-1: 2 of 32 scaled)",
+                              label="FastV: prune before LM layer K (-1: 2 of 32 scaled)"),
+                  Param("query", "all", choices=("all", "last"), help="attention received from all / last token",
+                        label="FastV: attention received from")],
+          facts={"control_label": "random-at-fastv-layer", "own_control": True},
           summary="Inside the LM: rank image tokens by the attention they receive in layer K-1 and drop the "
                   "rest before layer K.")  # fmt: skip
 def fastv(vlm, *, keep=0.25, K=-1, query="all", control=False, seed=0, salt=0) -> Policy:
@@ -404,5 +435,13 @@ def fastv(vlm, *, keep=0.25, K=-1, query="all", control=False, seed=0, salt=0) -
     return pol
 
 
-def describe(name: str) -> str:
-    return METHODS_AT.get(name, "?")
+def family_params() -> list[Param]:
+    """Every parameter of the registered token-pruning methods, once per name, in registration order (the
+    tab's controls and the CLI's flags; each method reads only its own, through ``Method.validate``)."""
+    from engine.registry import by_family
+
+    seen: dict[str, Param] = {}
+    for m in by_family("tokens"):
+        for p in m.params:
+            seen.setdefault(p.name, p)
+    return list(seen.values())

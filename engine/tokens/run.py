@@ -2,8 +2,10 @@
 
 The entry point of the tab and of ``redex tokens --image``: :func:`prune_image` returns a
 :class:`TokenPruning` (per-patch scores, kept patches after every stage, the answers with all tokens and with
-the pruned ones, FLOPs and times), :func:`compare` runs several methods at the same kept fraction and adds
-the agreement matrix (IoU of kept sets).
+the pruned ones, FLOPs and times), :func:`compare` runs several methods at the same kept fraction and returns a
+:class:`TokenComparison` (each method's result and the agreement matrix, the IoU of kept sets). Both are cached
+by input fingerprint (:class:`~engine.cache.ResultCache`), so the tab's download and a repeated click answer
+at once.
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.cache import MemoryCache
-from engine.registry import InputError, get
-from engine.results import Provenance, Result, fingerprint
+from engine.cache import ResultCache
+from engine.registry import InputError, Param, Settings, get
+from engine.results import ComparisonResult, Provenance, Result, fingerprint, to_jsonable
 from engine.tokens import core
+from engine.tokens.methods import KEEP, control_extras
 
-__all__ = ["TokenPruning", "prune_image", "compare", "iou_matrix", "DEFAULT_QUESTION"]
+__all__ = [
+    "TokenPruning", "TokenComparison", "prune_image", "compare", "iou_matrix", "DEFAULT_QUESTION", "COMPARE",
+    "PRUNE_CACHE", "COMPARE_CACHE",
+]  # fmt: skip
 
 DEFAULT_QUESTION = "how many objects ?"
-_CACHE = MemoryCache(64)
+PLACES = {"vit": "inside the encoder", "pre-lm": "before the LM", "lm": "inside the LM"}
+# the comparison's own settings (each method's parameters are its registration's): one kept fraction for all
+COMPARE = Settings(
+    "token comparison", (KEEP, Param("question", DEFAULT_QUESTION, help="question for the VLM"))
+)
+PRUNE_CACHE = ResultCache("tokens-prune", version=1, maxsize=64)  # in memory: results hold numpy arrays
+COMPARE_CACHE = ResultCache("tokens-compare", version=1, maxsize=16)
 
 
 @dataclass
@@ -49,14 +61,7 @@ class TokenPruning(Result):
         return {
             "summary": [
                 {"quantity": "method", "value": self.method},
-                {
-                    "quantity": "acts",
-                    "value": {
-                        "vit": "inside the encoder",
-                        "pre-lm": "before the LM",
-                        "lm": "inside the LM",
-                    }.get(self.place, self.place),
-                },  # fmt: skip
+                {"quantity": "acts", "value": PLACES.get(self.place, self.place)},
                 {
                     "quantity": "kept image tokens",
                     "value": f"{len(self.kept)} of {self.grid[0] * self.grid[1]}",
@@ -111,21 +116,14 @@ def prune_image(image: np.ndarray, *, method: str, keep: float, params: dict | N
     Raises :class:`InputError` for a bad image, a keep fraction outside (0, 1], an unknown method, a parameter
     out of range, or a model the method does not apply to.
     """
-    m = get(method)
-    if m.family != "tokens":
-        raise InputError(f"{method!r} is a {m.family} method, not a token-pruning method")
-    core.keep_count(keep, 196)  # range check before any work
-    p = m.validate(dict(params or {}, keep=keep))
+    m = get(method, family="tokens")
+    p = m.validate(dict(params or {}, keep=keep))  # the one range check, before any work
     vlm = _load(model, allow_network)
     image, px, q, qtext, notices = _inputs(vlm, image, question)
-    key = fingerprint(image, method, p, qtext, seed, model, control)
+    key = (fingerprint(image), method, p, qtext, seed, model, control)
 
     def compute():
-        extra = {}
-        if control and method == "flowcut":
-            from engine.tokens.methods import flowcut_counts
-
-            extra["counts"] = flowcut_counts(vlm, px, p["keep"])
+        extra = control_extras(m, vlm, px, p["keep"], control=control)
         pol = m(vlm, seed=seed, control=control, **p, **extra)
         with torch.no_grad():
             out = core.run_vlm(vlm, px, q, pol)
@@ -142,16 +140,10 @@ def prune_image(image: np.ndarray, *, method: str, keep: float, params: dict | N
             stages=[{"place": s["place"], "layer": s["layer"], "kept": s["kept"][0]} for s in out.stages],
             groups=out.groups, question=qtext, answer_full=vlm.decode(int(full.logits[0].argmax())),
             answer_pruned=vlm.decode(int(out.logits[0].argmax())), flops=core.run_cost(vlm, out)["flops"],
-            flops_full=core.run_cost(vlm, full)["flops"], notices=list(notices), info=_plain(info),
+            flops_full=core.run_cost(vlm, full)["flops"], notices=list(notices), info=to_jsonable(info),
         )  # fmt: skip
 
-    return _CACHE.get_or_compute(key, compute)
-
-
-def _plain(d: dict) -> dict:
-    from engine.results import to_jsonable
-
-    return to_jsonable(d)
+    return PRUNE_CACHE.get_or_compute(key, compute)
 
 
 def iou_matrix(kept_sets: list[np.ndarray]) -> np.ndarray:
@@ -166,11 +158,44 @@ def iou_matrix(kept_sets: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+@dataclass
+class TokenComparison(ComparisonResult):
+    """Several methods on one image at one kept fraction: each method's :class:`TokenPruning` (in the order
+    asked) and the IoU of their kept sets; ``rows`` is one row per method (what the table and CSV show)."""
+
+    results: list[TokenPruning] = field(default_factory=list)
+    iou: np.ndarray | None = None  # [M, M] IoU of the kept patch sets (1 on the diagonal)
+    question: str = ""
+
+    def tables(self) -> dict[str, list[dict]]:
+        names = [r.method for r in self.results]
+        agreement = [{"method": a, **dict(zip(names, map(float, row), strict=True))} for a, row in
+                     zip(names, self.iou, strict=True)]  # fmt: skip
+        return {"comparison": self.rows, "agreement": agreement}
+
+
 def compare(image: np.ndarray, methods: list[str], *, keep: float, question: str | None = None,
-            params: dict[str, dict] | None = None, model: str = "scene-vlm") -> tuple[list[TokenPruning], np.ndarray]:  # fmt: skip
-    """Several methods on one image at the same kept fraction, and the IoU of their kept sets."""
-    if not methods:
+            params: dict[str, dict] | None = None, model: str = "scene-vlm") -> TokenComparison:  # fmt: skip
+    """Several registered methods on one image at the same kept fraction (``params``: method -> its own
+    parameters), with the IoU of their kept sets; cached by image fingerprint and settings."""
+    if len(methods or []) < 1:
         raise InputError("pick at least one method to compare")
-    res = [prune_image(image, method=m, keep=keep, params=(params or {}).get(m), question=question, model=model)
-           for m in methods]  # fmt: skip
-    return res, iou_matrix([r.kept for r in res])
+    s = COMPARE.validate({"keep": keep, "question": (question or "").strip() or DEFAULT_QUESTION})
+    for name in methods:
+        get(name, family="tokens")  # unknown names fail before any work
+    key = (fingerprint(image), list(methods), s, params or {}, model)
+
+    def compute() -> TokenComparison:
+        res = [prune_image(image, method=m, keep=s["keep"], params=(params or {}).get(m), question=s["question"],
+                           model=model) for m in methods]  # fmt: skip
+        rows = [{"method": r.method, "acts": PLACES.get(r.place, r.place), "kept tokens": len(r.kept),
+                 "answer, pruned": r.answer_pruned, "answer, all tokens": r.answer_full,
+                 "prefill GFLOPs": r.flops / 1e9, "prefill GFLOPs, all tokens": r.flops_full / 1e9}
+                for r in res]  # fmt: skip
+        prov = Provenance(method="compare", params={"methods": list(methods), **s, "model": model},
+                          input_fingerprint=fingerprint(image), backend=res[0].provenance.backend,
+                          timings={"total": sum(sum(r.provenance.timings.values()) for r in res)})  # fmt: skip
+        return TokenComparison(provenance=prov, family="tokens", methods=list(methods), settings=s, rows=rows,
+                               results=res, iou=iou_matrix([r.kept for r in res]), question=res[0].question)  # fmt: skip
+
+    return COMPARE_CACHE.get_or_compute(key, compute)
