@@ -263,8 +263,9 @@ def plot_rank_agreement(cmp, *, width: int = 460, height: int = 420) -> go.Figur
     lo, hi = floor, float(imp.max()) if imp.size else 1.0
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "grey"},
                              name="equal", hoverinfo="skip"))  # fmt: skip
-    fig.update_xaxes(title=f"{first} importance", type="log")
-    fig.update_yaxes(title="other method's importance", type="log")
+    other = _short_name(cmp.methods[1]) if len(cmp.methods) == 2 else "other method's"
+    fig.update_xaxes(title=f"{first} importance", type="log", exponentformat="e")
+    fig.update_yaxes(title=f"{other} importance", type="log", exponentformat="e")
     rho = cmp.spearman[0, 1] if len(cmp.methods) > 1 else 1.0
     base_layout(fig, title=f"Token importance, Spearman {rho:.2f}", width=width, height=height)
     fig.update_layout(legend={"orientation": "h", "y": -0.22, "font": {"size": 12}})

@@ -76,11 +76,15 @@ def compare_flow(source, scene_index, example, upload, model, methods, residual,
 
 
 def warmup() -> None:
+    from engine.flow.graph import FLOW_PARAMS
+    from engine.registry import names
     from engine.vision.loading import BUILTIN_VISION, load_vision
 
     for name in BUILTIN_VISION:
         load_vision(name)
-    run_flow("Generated scene", 0, None, None, DEFAULT_MODEL, "attention-rollout", 0.5, 16, 300, "", False)
+    d = FLOW_PARAMS.defaults()
+    run_flow("Generated scene", 0, None, None, DEFAULT_MODEL, names("flow")[0], d["residual"], d["top_k"],
+             d["top_edges"], "", False)  # fmt: skip
 
 
 def build_tab() -> None:
