@@ -69,7 +69,12 @@ def test_tab_handler_and_figures(tmp_path):
 
 
 def test_tab_pareto_on_upload(tmp_path):
-    from app.tabs.splats import PARETO_KEEPS, SCENES, _methods, pareto
+    from app.tabs.splats import SCENES, pareto
+    from engine.registry import names
+    from engine.splats.compare import KEEPS as PARETO_KEEPS
+
+    def _methods():  # the registry's order is the tab's order
+        return names("splats")
 
     src = write_ply(small_scene(n=120), tmp_path / "p.ply")
     fig, table, csv_path = pareto(SCENES[1], str(src), "fp16", "bytes", progress=lambda *a, **k: None)

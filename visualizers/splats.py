@@ -1,5 +1,6 @@
 """Figures and captions for 3D Gaussian pruning: score histogram with the cut, Gaussians in 3D coloured by
-score or by fate, the kept-fraction / bytes vs PSNR Pareto plot, and the caption of a pruning report."""
+score or by fate, the kept-fraction / bytes vs PSNR Pareto plot (and its table), the caption of a pruning
+report, the labelled before / after pair, and the copy of a pruned scene the 3D viewer shows."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from PIL import Image, ImageDraw
 
 from visualizers.style import HEATMAP_SCALE, OKABE_ITO, base_layout
 
-__all__ = ["plot_score_histogram", "plot_gaussians", "plot_pareto", "caption", "metrics_rows", "labelled"]
+__all__ = [
+    "plot_score_histogram",
+    "plot_gaussians",
+    "plot_pareto",
+    "plot_comparison",
+    "pareto_table",
+    "caption",
+    "metrics_rows",
+    "labelled",
+    "before_after",
+    "viewer_scene",
+]
 
 _METHOD_COLOURS = {
     "random": OKABE_ITO[7],
@@ -123,6 +135,22 @@ def plot_pareto(rows: list[dict[str, Any]], *, x: str = "keep", title: str = "")
     return fig
 
 
+def plot_comparison(res, *, x: str = "keep") -> go.Figure:
+    """:func:`plot_pareto` of a :class:`~engine.splats.compare.SplatComparison`, titled with what it shows."""
+    against = "ground truth" if res.reference == "ground truth" else "the unpruned render"
+    s = res.settings
+    title = (f"PSNR vs {'size' if x == 'bytes' else 'kept fraction'} on the {res.scene_name} ({against}, "
+             f"view {', '.join(res.views)}, {s.get('size')} px, {s.get('storage')})")  # fmt: skip
+    return plot_pareto(res.rows, x=x, title=title)
+
+
+def pareto_table(rows: list[dict[str, Any]], *, sort: bool = False) -> list[list[Any]]:
+    """Rows (method, keep, count, bytes, psnr, ssim) of a comparison, rounded for display."""
+    rows = sorted(rows, key=lambda r: (r["method"], r["keep"])) if sort else rows
+    return [[r["method"], f"{r['keep']:.2f}", r["count"], r["bytes"], round(r["psnr"], 2), round(r["ssim"], 4)]
+            for r in rows]  # fmt: skip
+
+
 def metrics_rows(rep) -> list[list[Any]]:
     """Rows (quantity, before, after) of a :class:`~engine.splats.evaluate.PruneReport`."""
 
@@ -166,3 +194,25 @@ def labelled(img: np.ndarray, text: str, *, right: bool = False) -> Image.Image:
     d.rectangle([x, 0, x + (x1 - x0) + 8, (y1 - y0) + 8], fill=(0, 0, 0))
     d.text((x + 4, 3), text, fill=(255, 255, 255))
     return im
+
+
+def before_after(rep) -> tuple[Image.Image, Image.Image]:
+    """The report's chosen view before and after pruning, each labelled with its Gaussian count."""
+    return (labelled(rep.before, f"before: {rep.count_before:,}"),
+            labelled(rep.after, f"after: {rep.count_after:,}", right=True))  # fmt: skip
+
+
+def viewer_scene(scene):
+    """The copy shown in the Model3D viewer: foreground only (background and floaters farther than 2.5 x the
+    median distance from the median left out), DC colour only, and turned from z-up into the y-down convention
+    splat viewers expect (a +90 degree turn about x). The download keeps the full pruned scene unchanged."""
+    from engine.splats.ply import GaussianScene
+
+    centre = np.median(scene.means, axis=0)
+    d = np.linalg.norm(scene.means - centre, axis=1)
+    s = scene.subset(d <= 2.5 * np.median(d)).with_sh_degree(0)
+    R = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
+    c, h = np.float32(np.sqrt(0.5)), np.float32(np.sqrt(0.5))
+    w, x, y, z = s.quats.T
+    quats = np.stack([c * w - h * x, c * x + h * w, c * y - h * z, c * z + h * y], axis=1)  # (c, h, 0, 0) * q
+    return GaussianScene((s.means - centre) @ R.T, quats, s.log_scales, s.opacity_logits, s.sh)

@@ -3,6 +3,9 @@
 Example::
 
     redex splats --input assets/splats/scene.ply --method lightgaussian --keep 0.34 --out /tmp/pruned.ply --json
+
+``run`` returns the engine's :class:`~engine.splats.evaluate.PruneReport`, the object the tab's JSON download
+is written from; the CLI prints its ``to_dict()``.
 """
 
 from __future__ import annotations
@@ -10,58 +13,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.registry import InputError
+from engine.registry import names
 
 NAME = "splats"
 HELP = "prune a 3D Gaussian splat scene (.ply / .splat) and measure count, bytes, PSNR, SSIM, render time"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from engine.splats.prune import KEEP
+    from engine.splats.storage import STORAGE
+
+    methods = names("splats")
     p.add_argument("--input", default=None, help="scene .ply or .splat (default: the shipped demo scene)")
-    p.add_argument("--method", default="lightgaussian",
-                   help="opacity, random, lightgaussian, lightgaussian-official, omg, voxel-merge")  # fmt: skip
-    p.add_argument("--keep", type=float, default=None, help="fraction of Gaussians kept (OMG: replaces tau)")
+    # The registry's names, checked by the registry when the command runs (an unknown name is a clean error
+    # with exit status 2, not argparse's SystemExit).
+    p.add_argument("--method", default="lightgaussian", metavar="{" + ",".join(methods) + "}",
+                   help="registered splat pruning method: " + ", ".join(methods))  # fmt: skip
+    p.add_argument("--keep", type=float, default=None, help=f"{KEEP.help} (OMG: replaces tau)")
     p.add_argument("--tau", type=float, default=None, help="OMG: share of score mass kept (default 0.96)")
-    p.add_argument("--storage", default="fp32", help="fp32, fp16, 'SH degree 1', 'SH degree 0', 'SVQ 8-bit'")
+    p.add_argument("--storage", default="fp32", help=", ".join(repr(s) for s in STORAGE))
     p.add_argument("--views", type=int, default=4, help="evaluation views")
     p.add_argument("--backend", default="auto", choices=["auto", "gsplat", "cpu"])
     p.add_argument("--out", default=None, help="write the pruned scene here (.ply or .splat)")
 
 
-def run(args: argparse.Namespace) -> dict:
-    from engine.registry import get
-    from engine.splats.evaluate import evaluate, load_bundle
-    from engine.splats.ply import write_ply, write_splat
+def run(args: argparse.Namespace):
+    from engine.splats.bundle import load_bundle
+    from engine.splats.evaluate import evaluate, write_pruned
 
-    method = get(args.method)
-    if method.family != "splats":
-        raise InputError(f"{args.method!r} is not a 3D Gaussian pruning method")
-    params = {}
-    names = {p.name for p in method.params}
-    if args.keep is not None:
-        if "keep" not in names:
-            raise InputError(f"method {args.method!r} takes no --keep")
-        params["keep"] = args.keep
-    if args.tau is not None:
-        if "tau" not in names:
-            raise InputError(f"method {args.method!r} takes no --tau")
-        params["tau"] = args.tau
+    params = {k: v for k, v in (("keep", args.keep), ("tau", args.tau)) if v is not None}
     if args.input is not None and not Path(args.input).is_file():
         raise FileNotFoundError(f"no such file: {args.input}")
     bundle = load_bundle(args.input, eval_views=max(1, args.views))
     rep = evaluate(bundle, args.method, params, storage=args.storage, backend=args.backend)
-    out = {**rep.metrics(), "method": args.method, "params": rep.params, "storage": rep.storage,
-           "psnr_vs_unpruned": rep.psnr_vs_full, "ssim_vs_unpruned": rep.ssim_vs_full,
-           "psnr_before": rep.psnr_before, "render_ms_before": rep.render_ms_before, "scene": rep.scene_name,
-           "timings": rep.provenance.timings}  # fmt: skip
-    if args.out:
-        path = Path(args.out)
-        if path.suffix.lower() == ".splat":
-            write_splat(rep.pruned, path)
-        else:
-            write_ply(rep.pruned, path)
-        out["out"] = str(path)
-    return out
+    return write_pruned(rep, args.out) if args.out else rep
 
 
 def render(out: dict) -> str:

@@ -1,125 +1,40 @@
-"""Load a scene with its cameras, prune it with a registered method, and measure what was lost.
+"""Prune a scene with a registered method and measure what was lost: the pipeline of the tab and ``redex splats``.
 
-The shared pipeline of the app tab and the ``redex splats`` command:
+- :func:`evaluate` prunes (with importance when the method ``needs`` it), optionally stores the result lossily
+  (fp16, SH degree, sub-vector quantisation: :func:`engine.splats.storage.store`), renders the evaluation views
+  and reports count, bytes, PSNR / SSIM and render time as a :class:`PruneReport`, kept in memory by scene
+  fingerprint, cameras, method, parameters and storage, so a repeated request answers at once.
+- :func:`method_params` turns the shared fields of a form (a kept fraction; a score-mass target for a method
+  that declares one) into one method's parameters.
+- :func:`write_pruned` writes the pruned scene (.ply or .splat) and records where in the report.
 
-- :func:`load_bundle` reads the shipped demo scene (training and held-out cameras, ground-truth test views,
-  importance precomputed on the GPU over all 120 training views) or any uploaded ``.ply`` / ``.splat`` (orbit
-  cameras from robust bounds; quality measured against the unpruned render, since there is no ground truth).
-- :func:`scene_importance` returns the shipped importance when it fits, else computes it (gsplat on a GPU, the
-  torch renderer on the CPU at a reduced resolution), cached by scene fingerprint.
-- :func:`evaluate` prunes, optionally stores the result lossily (fp16, SH degree, sub-vector quantisation),
-  renders the evaluation views and reports count, bytes, PSNR / SSIM and render time.
+Scenes and cameras come from :mod:`engine.splats.bundle`; comparisons of many methods from
+:mod:`engine.splats.compare`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.cache import MemoryCache
-from engine.config import LIMITS
+from engine.cache import ResultCache
 from engine.registry import InputError
-from engine.results import Provenance, Result, fingerprint
-from engine.splats.cameras import Camera, load_cameras, orbit_cameras
-from engine.splats.importance import Importance, compute_importance
+from engine.results import Provenance, Result
+from engine.splats.bundle import SceneBundle, cameras_key, scene_importance
 from engine.splats.metrics import psnr, ssim
-from engine.splats.ply import GaussianScene, load_scene
-from engine.splats.prune import PruneResult, prune
+from engine.splats.ply import GaussianScene, write_ply, write_splat
+from engine.splats.prune import PruneResult, check_params, prune, pruning_method
 from engine.splats.render import image_uint8, render
-from engine.splats.storage import compress, ply_size
+from engine.splats.storage import STORAGE_PARAM, ply_size, store
 
-__all__ = ["DEMO_DIR", "SceneBundle", "PruneReport", "load_bundle", "scene_importance", "evaluate", "STORAGE"]
+__all__ = ["PruneReport", "evaluate", "measure", "method_params", "write_pruned"]
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "splats"
-STORAGE = ("fp32", "fp16", "SH degree 1", "SH degree 0", "SVQ 8-bit", "SH0 + SVQ 8-bit")
-_IMPORTANCE = MemoryCache(maxsize=8)
-_FULL_RENDERS = MemoryCache(maxsize=16)
-
-
-@dataclass
-class SceneBundle:
-    name: str
-    scene: GaussianScene
-    train_cams: list[Camera]  # views importance is accumulated over
-    eval_cams: list[Camera]  # views quality is measured on
-    gts: list[np.ndarray] | None  # ground truth for eval_cams (uint8 [H, W, 3]) or None
-    importance: Importance | None  # precomputed (demo scene)
-    key: str  # fingerprint of the scene
-
-
-def _demo_importance(scene: GaussianScene, cams: list[Camera]) -> Importance | None:
-    p = DEMO_DIR / "importance.npz"
-    if not p.exists():
-        return None
-    z = np.load(p)
-    if len(z["weight"]) != len(scene):
-        return None
-    prov = Provenance("importance", {"views": int(z["n_views"]), "precomputed": True}, "demo",
-                      backend=str(z["backend"]))  # fmt: skip
-    w, h = z["weight"].astype(np.float64), z["hits"].astype(np.float64)
-    return Importance(prov, weight=w, hits=h, hits_opacity=h * scene.opacities, n_views=int(z["n_views"]),
-                      width=int(z["width"]), height=int(z["height"]))  # fmt: skip
-
-
-def load_bundle(
-    source: str | Path | bytes | None = None, *, name: str = "", eval_views: int = 4, size: int = 256
-) -> SceneBundle:
-    """The demo scene (``source`` None or the demo path) or an uploaded scene with orbit cameras."""
-    demo = DEMO_DIR / "scene.ply"
-    if source is None or (not isinstance(source, bytes) and Path(source).resolve() == demo.resolve()):
-        if not demo.exists():
-            raise InputError("the demo scene is missing from assets/splats")
-        scene = load_scene(demo, max_gaussians=LIMITS.max_gaussians)
-        cams = load_cameras(DEMO_DIR / "cameras.json")
-        train = [c for c in cams if c.name.startswith("train")]
-        test = [c for c in cams if c.name.startswith("test")][:eval_views]
-        from PIL import Image
-
-        gts = [np.asarray(Image.open(DEMO_DIR / f"{c.name}.png").convert("RGB")) for c in test]
-        return SceneBundle("demo scene", scene, train, test, gts, _demo_importance(scene, train),
-                           fingerprint(demo.read_bytes()[:4096], demo.stat().st_size))  # fmt: skip
-    if isinstance(source, bytes) and len(source) > LIMITS.max_upload_bytes:
-        raise InputError(f"the file is {len(source):,} bytes; the upload cap is {LIMITS.max_upload_bytes:,}")
-    if not isinstance(source, bytes):
-        p = Path(source)
-        if p.is_file() and p.stat().st_size > max(LIMITS.max_upload_bytes, LIMITS.max_gaussians * 256):
-            raise InputError(
-                f"{p.name} is {p.stat().st_size:,} bytes; the size cap is {LIMITS.max_upload_bytes:,}"
-            )
-    scene = load_scene(source, name=name, max_gaussians=LIMITS.max_gaussians)
-    train = orbit_cameras(scene.means, 16, width=128, height=128, elevation_deg=20)
-    train += orbit_cameras(scene.means, 8, width=128, height=128, elevation_deg=45)
-    ev = orbit_cameras(scene.means, eval_views, width=size, height=size, elevation_deg=30)
-    ev = [Camera(c.viewmat, c.K, c.width, c.height, f"view_{i}") for i, c in enumerate(ev)]
-    key = fingerprint(scene.means, scene.opacity_logits)
-    return SceneBundle(name or "uploaded scene", scene, train, ev, None, None, key)
-
-
-def scene_importance(bundle: SceneBundle, *, backend: str = "auto", progress=None) -> Importance:
-    if bundle.importance is not None:
-        return bundle.importance
-    return _IMPORTANCE.get_or_compute(
-        bundle.key,
-        lambda: compute_importance(bundle.scene, bundle.train_cams, backend=backend, progress=progress),
-    )
-
-
-def _store(scene: GaussianScene, storage: str):
-    if storage not in STORAGE:
-        raise InputError(f"storage must be one of {list(STORAGE)}, got {storage!r}")
-    if storage == "fp32":
-        return compress(scene)
-    if storage == "fp16":
-        return compress(scene, half=True)
-    if storage.startswith("SH degree"):
-        return compress(scene, sh_degree=int(storage[-1]))
-    if storage == "SVQ 8-bit":
-        return compress(scene, svq=True, bits=8)
-    return compress(scene, sh_degree=0, svq=True, bits=8)
+_REPORTS = ResultCache("splats-report", maxsize=8)  # memory only: a report holds the pruned scene
+_FULL_RENDERS = ResultCache("splats-full-render", maxsize=16)
 
 
 @dataclass
@@ -148,6 +63,7 @@ class PruneReport(Result):
     gt: np.ndarray | None = field(default=None, repr=False)
     result: PruneResult | None = field(default=None, repr=False)
     pruned: GaussianScene | None = field(default=None, repr=False)
+    out: str | None = None  # where the pruned scene was written (write_pruned), if it was
 
     def metrics(self) -> dict[str, Any]:
         keys = (
@@ -168,14 +84,30 @@ class PruneReport(Result):
                "psnr_vs_full": self.psnr_vs_full, "ssim_vs_full": self.ssim_vs_full}  # fmt: skip
         return {"metrics": [row]}
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, plus the names ``redex splats --json`` has always printed them under."""
+        d = super().to_dict()
+        d.update(scene=self.scene_name, psnr_vs_unpruned=d["psnr_vs_full"], ssim_vs_unpruned=d["ssim_vs_full"],
+                 timings=d["provenance"]["timings"])  # fmt: skip
+        return d
+
 
 def _full_renders(bundle: SceneBundle, backend: str):
     def go():
         outs = [render(bundle.scene, c, backend=backend) for c in bundle.eval_cams]
         return [image_uint8(o) for o in outs], float(np.mean([o.ms for o in outs])), outs[0].backend
 
-    views = ",".join(f"{c.name}@{c.width}x{c.height}" for c in bundle.eval_cams)
-    return _FULL_RENDERS.get_or_compute(f"{bundle.key}:{backend}:{views}", go)
+    return _FULL_RENDERS.get_or_compute((bundle.key, backend, cameras_key(bundle.eval_cams)), go)
+
+
+def method_params(method: str, *, keep: Any, mass: Any = None) -> dict[str, Any]:
+    """One method's parameters from a form's shared fields: the kept fraction ``keep``, or, when ``mass`` is
+    given and the method has a score-mass rule (``facts["mass_param"]``, OMG's ``tau``), that rule instead
+    (``keep`` 0 = "use the rule"). Values are checked when the method runs, not here."""
+    target = pruning_method(method).fact("mass_param")
+    if target and mass is not None:
+        return {target: mass, "keep": 0.0}
+    return {"keep": keep}
 
 
 def evaluate(
@@ -188,16 +120,43 @@ def evaluate(
     backend: str = "auto",
     progress=None,
 ) -> PruneReport:
-    """Prune ``bundle.scene`` with ``method`` and measure the result on ``bundle.eval_cams``."""
-    params = dict(params or {})
+    """Prune ``bundle.scene`` with ``method`` and measure the result on ``bundle.eval_cams`` (cached).
+
+    Raises
+    ------
+    InputError
+        An unknown method or storage, a parameter outside its range (the message names the control), a view
+        outside the bundle's, or nothing left after pruning.
+    """
+    checked = check_params(method, dict(params or {}))  # range errors before the cache key
+    storage = STORAGE_PARAM.check(storage)
     if not 0 <= view < len(bundle.eval_cams):
         raise InputError(f"view must be in 0..{len(bundle.eval_cams) - 1}, got {view}")
+    key = (bundle.key, cameras_key(bundle.eval_cams), bundle.gts is not None, method, checked, storage, view,
+           backend)  # fmt: skip
+    return _REPORTS.get_or_compute(
+        key, lambda: measure(bundle, method, checked, storage=storage, view=view, backend=backend,
+                             progress=progress)
+    )  # fmt: skip
+
+
+def measure(
+    bundle: SceneBundle,
+    method: str,
+    params: dict[str, Any],
+    *,
+    storage: str = "fp32",
+    view: int = 0,
+    backend: str = "auto",
+    progress=None,
+) -> PruneReport:
+    """:func:`evaluate` without its cache (comparisons call this for each of their cells)."""
     t0 = time.perf_counter()
-    needs_imp = method in ("lightgaussian", "lightgaussian-official", "omg")
+    needs_imp = "importance" in pruning_method(method).needs
     imp = scene_importance(bundle, progress=progress) if needs_imp else None
     t_imp = time.perf_counter() - t0
     res = prune(bundle.scene, method, importance=imp, **params)
-    stored = _store(res.scene, storage)
+    stored = store(res.scene, storage)
     pruned = stored.scene
     if len(pruned) == 0:
         raise InputError("nothing is left after pruning; raise keep")
@@ -243,3 +202,14 @@ def evaluate(
         rep.reference = "unpruned render"
         rep.psnr, rep.ssim = rep.psnr_vs_full, rep.ssim_vs_full
     return rep
+
+
+def write_pruned(rep: PruneReport, path: str | Path) -> PruneReport:
+    """Write ``rep``'s pruned scene to ``path`` (``.splat`` by suffix, else the INRIA PLY); return a copy of
+    the report that records the path (the cached report stays as it was)."""
+    path = Path(path)
+    if path.suffix.lower() == ".splat":
+        write_splat(rep.pruned, path)
+    else:
+        write_ply(rep.pruned, path)
+    return replace(rep, out=str(path))

@@ -1,5 +1,11 @@
 """Pruning redundant 3D Gaussians: five registered methods and one entry point, :func:`prune`.
 
+Each method's registration carries what its callers need (``engine.registry.Method``): ``role="prune"``;
+``needs=("importance",)`` for the three scored by training-view importance (LightGaussian's two forms and
+OMG), whose random control is ``random`` (the same cut at random); OMG's ``facts["mass_param"] = "tau"`` names
+its score-mass rule, used instead of a kept fraction when a caller asks for it. Registration order (the papers'
+methods first, then the baselines) is the order the tab lists them in.
+
 opacity
     Keep the most opaque Gaussians (the pruning rule inside 3DGS densification, used here as a baseline).
 random
@@ -39,12 +45,22 @@ from typing import Any
 
 import numpy as np
 
-from engine.registry import InputError, Paper, Param, get, register
+from engine.registry import InputError, Method, Paper, Param, get, register
 from engine.results import Provenance, Result, fingerprint
 from engine.splats.importance import Importance
 from engine.splats.ply import GaussianScene, sh_to_rgb
 
-__all__ = ["PruneResult", "prune", "volume_term", "morton_codes", "local_distinctiveness", "omg_tau_keep"]
+__all__ = [
+    "KEEP",
+    "PruneResult",
+    "prune",
+    "pruning_method",
+    "check_params",
+    "volume_term",
+    "morton_codes",
+    "local_distinctiveness",
+    "omg_tau_keep",
+]
 
 LIGHTGAUSSIAN = Paper(
     "LightGaussian: Unbounded 3D Gaussian Compression with 15x Reduction and 200+ FPS",
@@ -54,7 +70,14 @@ LIGHTGAUSSIAN = Paper(
 )
 OMG = Paper("Optimized Minimal 3D Gaussian Splatting (OMG)", 2025, "arXiv:2503.16924",
             "https://github.com/maincold2/OMG")  # fmt: skip
-KEEP = Param("keep", 0.34, low=0.01, high=1.0, help="fraction of Gaussians kept")
+KEEP = Param("keep", 0.34, low=0.01, high=1.0, help="fraction of Gaussians kept", label="keep fraction")
+"""The kept fraction every method takes (OMG's own ``keep`` adds 0 = "use the tau rule")."""
+_SCORED = {
+    "role": "prune",
+    "needs": ("importance",),
+    "control": "random",
+}  # ranked by training-view importance
+_BASELINE = {"role": "prune"}
 
 
 @dataclass
@@ -96,23 +119,6 @@ def _need(importance: Importance | None, n: int, method: str) -> Importance:
     return importance
 
 
-@register("opacity", family="splats", paper=None, params=[KEEP],
-          summary="Keep the most opaque Gaussians (baseline).")  # fmt: skip
-def prune_opacity(scene: GaussianScene, *, keep: float = 0.34, importance=None, seed: int = 0):
-    mask, thr = _top_k_mask(scene.opacity_logits.astype(np.float64), _n_keep(len(scene), keep))
-    return mask, scene.opacities.astype(np.float64), 1 / (1 + np.exp(-thr))
-
-
-@register("random", family="splats", paper=None, params=[KEEP, Param("seed", 0, low=0)],
-          summary="Keep a uniformly random subset (baseline).")  # fmt: skip
-def prune_random(scene: GaussianScene, *, keep: float = 0.34, importance=None, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(scene), _n_keep(len(scene), keep), replace=False)
-    mask = np.zeros(len(scene), bool)
-    mask[idx] = True
-    return mask, None, None
-
-
 def volume_term(log_scales: np.ndarray, beta: float = 0.1) -> np.ndarray:
     """(V / V_ref)^beta with V the product of scales and V_ref as the official code picks it (module doc)."""
     vol = np.exp(log_scales.astype(np.float64).sum(axis=1))
@@ -123,7 +129,7 @@ def volume_term(log_scales: np.ndarray, beta: float = 0.1) -> np.ndarray:
 _BETA = Param("beta", 0.1, low=0.0, high=1.0, help="volume power v_pow")
 
 
-@register("lightgaussian", family="splats", paper=LIGHTGAUSSIAN, params=[KEEP, _BETA],
+@register("lightgaussian", family="splats", paper=LIGHTGAUSSIAN, params=[KEEP, _BETA], **_SCORED,
           summary="Global significance, paper form: summed blending weights x (V/V_ref)^beta; prune the lowest.")  # fmt: skip
 def prune_lightgaussian(
     scene: GaussianScene, *, keep: float = 0.34, beta: float = 0.1, importance=None, seed=0
@@ -134,7 +140,7 @@ def prune_lightgaussian(
     return mask, score, thr
 
 
-@register("lightgaussian-official", family="splats", paper=LIGHTGAUSSIAN, params=[KEEP, _BETA],
+@register("lightgaussian-official", family="splats", paper=LIGHTGAUSSIAN, params=[KEEP, _BETA], **_SCORED,
           summary="Global significance as the official CUDA counts it: hits x opacity x (V/V_ref)^beta.")  # fmt: skip
 def prune_lightgaussian_official(scene, *, keep: float = 0.34, beta: float = 0.1, importance=None, seed=0):
     imp = _need(importance, len(scene), "lightgaussian-official")
@@ -195,9 +201,10 @@ def omg_tau_keep(score: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
     return mask, thr
 
 
-@register("omg", family="splats", paper=OMG,
-          params=[Param("tau", 0.96, low=0.5, high=1.0, help="share of score mass kept"),
-                  Param("keep", 0.0, low=0.0, high=1.0, help="if > 0: keep this fraction instead of the tau rule"),
+@register("omg", family="splats", paper=OMG, **_SCORED, facts={"mass_param": "tau"},
+          params=[Param("tau", 0.96, low=0.5, high=1.0, help="share of score mass kept", label="OMG τ (score mass kept)", step=0.005),
+                  Param("keep", 0.0, low=0.0, high=1.0, help="if > 0: keep this fraction instead of the tau rule",
+                        label="keep fraction"),
                   Param("ld_power", 2.0, low=0.0, high=4.0, help="exponent of local distinctiveness")],
           summary="Importance x local distinctiveness^2 along the Morton curve; drop the low-score tail of "
                   "at most (1 - tau) of the score mass.")  # fmt: skip
@@ -210,6 +217,23 @@ def prune_omg(scene, *, tau: float = 0.96, keep: float = 0.0, ld_power: float = 
     else:
         mask, thr = omg_tau_keep(score, tau)
     return mask, score, thr
+
+
+@register("opacity", family="splats", paper=None, params=[KEEP], **_BASELINE,
+          summary="Keep the most opaque Gaussians (baseline).")  # fmt: skip
+def prune_opacity(scene: GaussianScene, *, keep: float = 0.34, importance=None, seed: int = 0):
+    mask, thr = _top_k_mask(scene.opacity_logits.astype(np.float64), _n_keep(len(scene), keep))
+    return mask, scene.opacities.astype(np.float64), 1 / (1 + np.exp(-thr))
+
+
+@register("random", family="splats", paper=None, params=[KEEP, Param("seed", 0, low=0)], **_BASELINE,
+          summary="Keep a uniformly random subset (baseline).")  # fmt: skip
+def prune_random(scene: GaussianScene, *, keep: float = 0.34, importance=None, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(scene), _n_keep(len(scene), keep), replace=False)
+    mask = np.zeros(len(scene), bool)
+    mask[idx] = True
+    return mask, None, None
 
 
 def _voxel_ids(points: np.ndarray, size: float) -> np.ndarray:
@@ -241,7 +265,7 @@ def voxel_size_for(points: np.ndarray, target: int, iters: int = 30) -> float:
     return hi
 
 
-@register("voxel-merge", family="splats", paper=None, params=[KEEP],
+@register("voxel-merge", family="splats", paper=None, params=[KEEP], **_BASELINE,
           summary="Merge the Gaussians of each voxel of an open3d voxel grid sized to the target count (baseline).")  # fmt: skip
 def prune_voxel_merge(scene: GaussianScene, *, keep: float = 0.34, importance=None, seed: int = 0):
     n = len(scene)
@@ -285,14 +309,34 @@ def prune_voxel_merge(scene: GaussianScene, *, keep: float = 0.34, importance=No
     return single, None, size, out
 
 
+def pruning_method(name: str) -> Method:
+    """The registered 3D Gaussian pruning method ``name``; :class:`InputError` for any other name."""
+    m = get(name)
+    if m.family != "splats":
+        raise InputError(f"{name!r} is not a 3D Gaussian pruning method")
+    return m
+
+
+def check_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``Method.validate`` (the one range check), with the message led by the failing parameter's UI label
+    (``keep fraction: parameter 'keep' must be <= 1.0``), so the tab's user knows which control to fix."""
+    m = pruning_method(method)
+    m.validate(params, only=())  # unknown names
+    for p in m.params:
+        if p.name in params:
+            try:
+                m.validate({p.name: params[p.name]}, only=[p.name])
+            except InputError as e:
+                raise InputError(f"{p.title}: {e}") from None
+    return m.validate(params)
+
+
 def prune(
     scene: GaussianScene, method: str, *, importance: Importance | None = None, **params: Any
 ) -> PruneResult:
     """Run registered pruning ``method`` on ``scene`` with ``params`` (validated against the registry)."""
-    m = get(method)
-    if m.family != "splats":
-        raise InputError(f"{method!r} is not a 3D Gaussian pruning method")
-    values = m.validate(params)
+    m = pruning_method(method)
+    values = check_params(method, params)
     t0 = time.perf_counter()
     out = m.fn(scene, importance=importance, **values)
     seconds = time.perf_counter() - t0

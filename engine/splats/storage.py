@@ -20,9 +20,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.registry import Param
 from engine.splats.ply import GaussianScene
 
-__all__ = ["Compressed", "ply_size", "compress", "kmeans"]
+__all__ = ["Compressed", "ply_size", "compress", "kmeans", "STORAGE", "STORAGE_PARAM", "store"]
+
+_FORMATS = {  # the storage choices a user picks from, and the compress() options each stands for
+    "fp32": {},
+    "fp16": {"half": True},
+    "SH degree 1": {"sh_degree": 1},
+    "SH degree 0": {"sh_degree": 0},
+    "SVQ 8-bit": {"svq": True, "bits": 8},
+    "SH0 + SVQ 8-bit": {"sh_degree": 0, "svq": True, "bits": 8},
+}
+STORAGE = tuple(_FORMATS)
+STORAGE_PARAM = Param("storage", "fp32", choices=STORAGE, label="Storage of the pruned scene",
+                      help="how the pruned scene is stored; lossy choices are decoded before rendering")  # fmt: skip
 
 
 @dataclass
@@ -118,3 +131,8 @@ def compress(
         sh.astype(np.float32),
     )
     return Compressed(out, int(sum(breakdown.values())), breakdown, label + f" SVQ {bits}-bit")
+
+
+def store(scene: GaussianScene, storage: str = "fp32") -> Compressed:
+    """``scene`` stored as one of :data:`STORAGE` (checked by :data:`STORAGE_PARAM`), decoded back."""
+    return compress(scene, **_FORMATS[STORAGE_PARAM.check(storage)])

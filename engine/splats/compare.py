@@ -1,0 +1,132 @@
+"""Every pruning method at several kept fractions on the same scene: the kept-fraction (or bytes) vs PSNR
+Pareto comparison of the tab, as one :class:`SplatComparison`.
+
+:func:`compare` measures each method at each kept fraction of :data:`COMPARE` on the bundle's first
+evaluation views at a reduced resolution (the demo scene's ground truth is ray-traced at that resolution once
+per scene and cameras, :func:`engine.splats.bundle.at_size`). Importance is computed once per scene and shared
+by every scored method. Comparisons are cached by scene fingerprint, cameras and settings in memory and on
+disk (:class:`engine.cache.ResultCache`); bump :data:`COMPARE_VERSION` when a method's numbers change.
+
+:func:`shipped_rows` reads the GPU run's comparison of the demo scene shipped with it (12 held-out views at
+256 px), in the same row layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.cache import ResultCache
+from engine.registry import InputError, Param, Settings, names
+from engine.results import ComparisonResult, Provenance, Stopwatch, from_dict
+from engine.splats.bundle import DEMO_DIR, SceneBundle, at_size, cameras_key
+from engine.splats.evaluate import measure, method_params
+from engine.splats.prune import check_params
+from engine.splats.storage import STORAGE_PARAM
+
+__all__ = ["COMPARE", "COMPARE_VERSION", "KEEPS", "SplatComparison", "compare", "shipped_rows"]
+
+KEEPS = (0.1, 0.2, 0.34, 0.5, 0.7)
+COMPARE = Settings(
+    "splat comparison",
+    (
+        Param("keeps", KEEPS, help="kept fractions every method is measured at"),
+        Param("views", 1, low=1, high=12, help="evaluation views (the bundle's first ones)"),
+        Param("size", 128, low=16, high=1024, help="width and height of the evaluation renders (pixels)"),
+        STORAGE_PARAM,
+    ),
+)
+COMPARE_VERSION = 1
+
+_comparisons = ResultCache(
+    "splats-compare", version=COMPARE_VERSION, maxsize=16, load=lambda d: from_dict(SplatComparison, d)
+)
+
+
+@dataclass
+class SplatComparison(ComparisonResult):
+    """Every method at every kept fraction on one scene. ``rows``: one per (method, kept fraction) with
+    ``method``, ``keep`` (the fraction actually kept), ``count``, ``bytes``, ``psnr``, ``ssim`` and
+    ``keep_requested``."""
+
+    scene_name: str = ""
+    reference: str = ""  # what psnr / ssim compare against: "ground truth" or "unpruned render"
+    views: tuple[str, ...] | list[str] = ()  # the evaluation views' names
+    backend: str = ""
+
+
+def _keeps(value: Any) -> tuple[float, ...]:
+    """Kept fractions from a sequence or a comma-separated string (each checked by the methods' Params)."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    if not items:
+        raise InputError("keeps: give at least one kept fraction")
+    try:
+        return tuple(float(k) for k in items)
+    except (TypeError, ValueError):
+        raise InputError(f"keeps must be numbers, got {value!r}") from None
+
+
+def compare(
+    bundle: SceneBundle,
+    methods: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    *,
+    backend: str = "auto",
+    progress: Callable[[float, str], None] | None = None,
+) -> SplatComparison:
+    """Every method in ``methods`` (default: every registered splat method, in registration order) at every
+    kept fraction of ``settings`` (a :data:`COMPARE` table: ``keeps``, ``views``, ``size``, ``storage``).
+
+    Raises
+    ------
+    InputError
+        For an unknown method or a setting outside its range (checked before anything runs).
+    """
+    chosen = list(methods) if methods else names("splats")
+    checked = COMPARE.validate(settings)
+    checked["keeps"] = _keeps(checked["keeps"])
+    for name in chosen:  # every kept fraction through every method's own check, before anything runs
+        for k in checked["keeps"]:
+            check_params(name, method_params(name, keep=k))
+    small = at_size(bundle, views=checked["views"], size=checked["size"])
+    key = (bundle.key, cameras_key(small.eval_cams), small.gts is not None, chosen, checked, backend)
+    return _comparisons.get_or_compute(key, lambda: _compare(small, chosen, checked, backend, progress))
+
+
+def _compare(
+    bundle: SceneBundle, chosen: list[str], settings: dict, backend: str, progress
+) -> SplatComparison:
+    timings: dict[str, float] = {}
+    watch = Stopwatch(timings)
+    keeps, rows, rep = settings["keeps"], [], None
+    for i, name in enumerate(chosen):
+        with watch(name):
+            for j, k in enumerate(keeps):
+                if progress is not None:
+                    progress((i * len(keeps) + j) / (len(chosen) * len(keeps)), f"{name} keep {k:.0%}")
+                rep = measure(bundle, name, method_params(name, keep=k), storage=settings["storage"],
+                              backend=backend)  # fmt: skip
+                rows.append({"method": name, "keep": rep.count_after / rep.count_before, "count": rep.count_after,
+                             "bytes": rep.bytes_after, "psnr": rep.psnr, "ssim": rep.ssim,
+                             "keep_requested": k})  # fmt: skip
+    return SplatComparison(
+        provenance=Provenance(
+            "compare", dict(settings), bundle.key, None, rep.backend if rep else "", timings
+        ),
+        family="splats",
+        methods=chosen,
+        settings=dict(settings),
+        rows=rows,
+        scene_name=bundle.name,
+        reference=rep.reference if rep else "",
+        views=[c.name for c in bundle.eval_cams],
+        backend=rep.backend if rep else "",
+    )
+
+
+def shipped_rows() -> list[dict[str, Any]]:
+    """The GPU run's comparison rows for the demo scene (12 held-out views, 256 px), or [] if not shipped."""
+    p = DEMO_DIR / "pareto_gpu.json"
+    return json.loads(p.read_text()) if p.exists() else []
