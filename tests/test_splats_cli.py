@@ -124,3 +124,22 @@ def test_quick_training_lowers_the_loss(tmp_path):
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     assert (tmp_path / "scene.ply").exists() and (tmp_path / "test_000.png").exists()
     assert len(read_ply(tmp_path / "scene.ply")) == 250
+
+
+def test_cli_json_and_tab_download_hold_the_same_numbers(tmp_path, capsys):
+    """One serialiser: `redex splats --json` and the tab's JSON download are the same PruneReport.to_dict()."""
+    from app.tabs.splats import OMG_TARGETS, SCENES, apply_pruning
+    from engine.splats import evaluate
+
+    src = write_ply(small_scene(), tmp_path / "same.ply")
+    assert main(["splats", "--input", str(src), "--method", "omg", "--keep", "0.4", "--storage", "fp16",
+                 "--json"]) == 0  # fmt: skip
+    cli = json.loads(capsys.readouterr().out)
+    evaluate._REPORTS.clear()  # the tab computes its own report instead of reading the CLI's from the cache
+    files = apply_pruning(SCENES[1], str(src), "omg", 0.4, OMG_TARGETS[1], 0.96, "fp16", "view_0", "fate",
+                          progress=lambda *a, **k: None)[6]  # fmt: skip
+    tab = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
+    numbers = ("count_before", "count_after", "bytes_before", "bytes_after", "psnr", "ssim", "psnr_before",
+               "psnr_vs_full", "ssim_vs_full", "reference", "method", "params", "storage", "views")  # fmt: skip
+    assert {k: tab[k] for k in numbers} == {k: cli[k] for k in numbers}
+    assert cli["count_after"] == 120 and cli["params"]["keep"] == 0.4
