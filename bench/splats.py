@@ -24,7 +24,13 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("random", "opacity", "voxel-merge", "lightgaussian", "lightgaussian-official", "omg")
+
+
+def _methods():
+    """The registered splat methods, in registration order (a newly registered one is benchmarked too)."""
+    from engine.registry import by_family
+
+    return by_family("splats")
 
 
 def random_scene(n: int, *, degree: int = 3, seed: int = 0, spread: float = 1.0):
@@ -62,7 +68,7 @@ def method_table(scene, imp, test_cams, gts, keep: float, *, backend: str, finet
     from engine.splats.storage import ply_size
 
     rows = []
-    for m in METHODS:
+    for m in (m.name for m in _methods()):
         params = {"keep": keep}
         r = prune(scene, m, importance=imp, **params)
         sc = r.scene
@@ -77,12 +83,14 @@ def method_table(scene, imp, test_cams, gts, keep: float, *, backend: str, finet
             row["psnr_finetuned"] = float(np.mean([psnr(o, g) for o, g in zip(outs, gts)]))
             row["finetune_s"] = time.perf_counter() - t0
         rows.append(row)
-    # OMG with its own tau rule (kept fraction decided by the score mass)
-    r = prune(scene, "omg", importance=imp, tau=0.96)
-    outs = [render(r.scene, c, backend=backend).image.cpu() for c in test_cams]
-    rows.append({"method": "omg (tau=0.96)", "keep": r.n_after / r.n_before, "count": r.n_after,
-                 "bytes": ply_size(r.scene), "psnr": float(np.mean([psnr(o, g) for o, g in zip(outs, gts)])),
-                 "ssim": float(np.mean([ssim(o, g) for o, g in zip(outs, gts)]))})  # fmt: skip
+    for m in (m for m in _methods() if m.fact("mass_param")):  # OMG with its own tau rule (score mass)
+        rule = m.fact("mass_param")
+        r = prune(scene, m.name, importance=imp)  # the default: tau = 0.96, keep 0 (the rule decides)
+        outs = [render(r.scene, c, backend=backend).image.cpu() for c in test_cams]
+        rows.append({"method": f"{m.name} ({rule}={m.param(rule).default})", "keep": r.n_after / r.n_before,
+                     "count": r.n_after, "bytes": ply_size(r.scene),
+                     "psnr": float(np.mean([psnr(o, g) for o, g in zip(outs, gts)])),
+                     "ssim": float(np.mean([ssim(o, g) for o, g in zip(outs, gts)]))})  # fmt: skip
     return rows
 
 
@@ -177,7 +185,7 @@ def run_gpu(out: Path, tiny: bool) -> dict:
     res["method_table"] = method_table(scene, imp, test_cams, gts, 0.34, backend=backend, finetune_fn=ft)
     res["pareto"] = []
     for keep in (0.1, 0.2, 0.5, 0.7):
-        res["pareto"] += method_table(scene, imp, test_cams, gts, keep, backend=backend)[: len(METHODS)]
+        res["pareto"] += method_table(scene, imp, test_cams, gts, keep, backend=backend)[: len(_methods())]
     done("method_table")
 
     stage("parity")

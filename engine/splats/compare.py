@@ -58,14 +58,14 @@ class SplatComparison(ComparisonResult):
 
 
 def _keeps(value: Any) -> tuple[float, ...]:
-    """Kept fractions from a sequence or a comma-separated string (each checked by the methods' Params)."""
-    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
-    if not items:
-        raise InputError("keeps: give at least one kept fraction")
+    """Kept fractions as floats (each is then range-checked by every method's own Param)."""
     try:
-        return tuple(float(k) for k in items)
+        keeps = tuple(float(k) for k in value)
     except (TypeError, ValueError):
-        raise InputError(f"keeps must be numbers, got {value!r}") from None
+        raise InputError(f"keeps must be a sequence of numbers, got {value!r}") from None
+    if not keeps:
+        raise InputError("keeps: give at least one kept fraction")
+    return keeps
 
 
 def compare(
