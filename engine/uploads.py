@@ -12,7 +12,7 @@ import zlib
 
 from engine.registry import InputError
 
-__all__ = ["read_capped", "GZIP_MAGIC"]
+__all__ = ["read_capped", "gunzip_capped", "GZIP_MAGIC"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -42,6 +42,13 @@ def read_capped(path: str | os.PathLike, *, max_bytes: int, what: str = "the upl
             raise InputError(f"{what} has {size:,} bytes; the cap is {max_bytes:,}")
         fh.seek(0)
         return _gunzip_capped(fh, max_bytes, what)
+
+
+def gunzip_capped(data: bytes, *, max_bytes: int, what: str = "the uploaded file") -> bytes:
+    """Gunzip bytes already in memory, refusing (without inflating further) output over ``max_bytes``."""
+    import io
+
+    return _gunzip_capped(io.BytesIO(data), max_bytes, what)
 
 
 def _gunzip_capped(fh, max_bytes: int, what: str) -> bytes:

@@ -11,7 +11,6 @@ and LFR use networkx and are capped lower because networkx builds them in Python
 
 from __future__ import annotations
 
-import gzip
 import io
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +23,7 @@ from engine.cache import ResultCache
 from engine.config import LIMITS
 from engine.registry import InputError
 from engine.results import fingerprint
+from engine.uploads import gunzip_capped
 
 __all__ = [
     "Graph",
@@ -329,12 +329,8 @@ def generate(name: str, m: int, *, seed: int = 0) -> Graph:
 
 def _decode(data: bytes, name: str) -> str:
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise InputError(f"{name}: looks gzipped but could not be decompressed ({e})") from None
-        if len(data) > 10 * LIMITS.max_upload_bytes:
-            raise InputError(f"{name}: decompresses to over {10 * LIMITS.max_upload_bytes:,} bytes")
+        # streamed, so a gzip bomb is refused at the cap instead of being inflated whole first
+        data = gunzip_capped(data, max_bytes=10 * LIMITS.max_upload_bytes, what=name)
     if not data.strip():
         raise InputError(f"{name}: the file is empty; expected an edge list, one 'u v' pair per line")
     head = data[:65536]
