@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from engine.admission import OverTime, Stopped
 from engine.registry import InputError
 
 __all__ = ["user_errors"]
@@ -27,6 +28,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except OverTime as e:
+            raise gr.Error(str(e)) from None
+        except Stopped as e:
+            log.info("handler %s stopped: %s", fn.__name__, e)
+            raise gr.Error(str(e)) from None
         except (InputError, ValueError) as e:
             raise gr.Error(str(e)) from None
         except MemoryError:

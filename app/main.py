@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app()
     if not args.no_warmup:
         threading.Thread(target=_warmup, daemon=True).start()
+    # Cheap events run LIMITS.workers at once per event; heavy work inside a handler takes one of
+    # LIMITS.heavy_workers slots (engine.admission.heavy_slot), so a long job never blocks a cheap one.
     # max_size bounds the queue: past it a request is refused at once ("queue is full") instead of waiting.
-    demo.queue(default_concurrency_limit=1, max_size=LIMITS.max_queue).launch(
+    demo.queue(default_concurrency_limit=LIMITS.workers, max_size=LIMITS.max_queue).launch(
         server_name=args.host, server_port=args.port, show_error=True, css=CSS, footer_links=[],
         max_file_size=LIMITS.max_upload_bytes,
     )  # fmt: skip

@@ -38,6 +38,14 @@ class Limits:
     max_image_side: int = 2048  # pixels: larger images are downscaled on load, with a notice
     # serving
     max_queue: int = 64  # requests waiting in the app's queue; more are refused at once with a message
+    workers: int = 8  # events of one kind served at once (cheap work: drawing, cached results, small inputs)
+    heavy_workers: int = 2  # heavy jobs (training, full scans, renders, big graphs) running at once
+    heavy_wait_s: float = 120.0  # a heavy job waits this long for a slot, then gets "busy, try again"
+    request_time_s: float = 600.0  # a job running longer is stopped with a message (0 = no limit)
+    max_request_bytes: int = 8_000_000_000  # memory one request may plan to use
+    memory_reserve_bytes: int = 1_000_000_000  # kept free for everyone else
+    result_cache_bytes: int = 512_000_000  # in-memory result caches, all namespaces together
+    model_cache_bytes: int = 4_000_000_000  # loaded models kept in memory
     # model names
     max_model_name_chars: int = 200  # hub ids are at most 96 + 1 + 96 characters
 
