@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from typing import Any
 from engine.config import LIMITS, cache_dir, public_deployment
 from engine.config import allow_network as _allow_network_default
 from engine.registry import InputError
+
+log = logging.getLogger("redex.models")
 
 __all__ = ["LoadedModel", "BUILTIN_MODELS", "load_model", "builtin_path", "device"]
 
@@ -55,8 +59,27 @@ class LoadedModel:
     load_path: str = field(default="")  # "gguf-dequantise", "safetensors-cache", "directory", "hub"
 
 
-_CACHE: dict[tuple[str, str], LoadedModel] = {}
+# Loaded models, least recently used first; together at most LIMITS.model_cache_bytes of weights (the model
+# just loaded always stays). One lock per key, so two requests for one model load it once, while a slow hub
+# download never holds up the loading of another model.
+_CACHE: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
 _LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+
+
+def _cache_put(key: tuple[str, str], loaded: LoadedModel) -> None:
+    from engine.sizes import module_bytes
+
+    with _LOCK:
+        _CACHE[key] = loaded
+        _CACHE.move_to_end(key)
+        while (
+            len(_CACHE) > 1 and sum(module_bytes(m.model) for m in _CACHE.values()) > LIMITS.model_cache_bytes
+        ):
+            old, _ = _CACHE.popitem(last=False)
+            log.info(
+                "model %s evicted from the model cache (over %d bytes)", old[0], LIMITS.model_cache_bytes
+            )
 
 
 def device() -> str:
@@ -190,12 +213,16 @@ def load_model(
         allow_network = _allow_network_default()
     key = (name, dtype)
     with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
         t0 = time.perf_counter()
         loaded = _load_uncached(name, allow_network=allow_network, dtype=dtype)
         loaded.load_seconds = time.perf_counter() - t0
-        _CACHE[key] = loaded
+        _cache_put(key, loaded)
         return loaded
 
 
