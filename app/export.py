@@ -9,21 +9,48 @@ Gradio serves files from the system temp directory, so each call writes into a f
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.results import Result
 
-__all__ = ["export", "outdir"]
+__all__ = ["export", "outdir", "sweep_old_downloads"]
 
 log = logging.getLogger("redex.app")
 
 
+DOWNLOAD_TTL_S = 3600.0  # a download folder older than this is deleted (Gradio serves its own copy)
+_last_sweep = [0.0]
+
+
 def outdir(prefix: str) -> Path:
-    """A fresh folder under the temp directory (one per request, so two users never share a file)."""
+    """A fresh folder under the temp directory (one per request, so two users never share a file).
+
+    Each call also removes this app's download folders older than an hour (at most once a minute), so a
+    public Space's temp directory stays bounded however many requests it serves."""
+    sweep_old_downloads()
     return Path(tempfile.mkdtemp(prefix=f"redex-{prefix}-"))
+
+
+def sweep_old_downloads(max_age_s: float = DOWNLOAD_TTL_S, *, force: bool = False) -> int:
+    """Delete ``redex-*`` folders in the temp directory older than ``max_age_s``; return how many went."""
+    now = time.time()
+    if not force and now - _last_sweep[0] < 60:
+        return 0
+    _last_sweep[0] = now
+    removed = 0
+    for d in Path(tempfile.gettempdir()).glob("redex-*"):
+        try:
+            if d.is_dir() and not d.is_symlink() and now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def export(
