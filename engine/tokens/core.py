@@ -15,10 +15,16 @@ The runner records the token count every layer saw, so FLOPs (:func:`vit_flops`,
 real schedule, and the time spent inside the policy (its scoring cost) apart from the forward it rides on.
 
 Shapes: ``B`` images, ``Q`` questions per image, ``N`` patches, ``T`` tokens in a sequence, ``H`` heads.
+
+Concurrency: the models are shared by every request of the server. A run never changes a model; the forward
+hooks that read attention, keys and values (:func:`capture`, the LM's attention store) record only calls made
+by the thread that installed them, so two runs on one model at once never see each other's tensors, and the
+hooks are removed in ``finally`` even when a run is stopped (``tick`` may raise).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -121,10 +127,22 @@ def _attn_module(layer):
     raise InputError(f"{type(layer).__name__}: no attention module with q/k/v projections")
 
 
+def _own_thread(fn: Callable) -> Callable:
+    """A forward hook that acts only on calls from the thread that made it (the model is shared: another
+    request's forward through the same module must not write into this run's store)."""
+    me = threading.get_ident()
+
+    def hook(module, args, output):
+        if threading.get_ident() == me:
+            fn(module, args, output)
+
+    return hook
+
+
 @contextmanager
 def capture(layers, which: tuple[int, ...], store: dict):
     """Hooks that put each chosen encoder layer's attention weights [B,H,T,T], values and keys [B,H,T,dh] into
-    ``store[li]``; always removed."""
+    ``store[li]``; they record this thread's calls only, and are always removed."""
     handles = []
     try:
         for li in which:
@@ -136,13 +154,15 @@ def capture(layers, which: tuple[int, ...], store: dict):
                 B, T, D = t.shape
                 return t.view(B, T, H, D // H).transpose(1, 2)
 
-            handles.append(att.register_forward_hook(lambda m, a, o, s=slot: s.__setitem__("attn", o[1])))
             handles.append(
-                att.v_proj.register_forward_hook(lambda m, a, o, s=slot, h=heads: s.__setitem__("v", h(o)))
+                att.register_forward_hook(_own_thread(lambda m, a, o, s=slot: s.__setitem__("attn", o[1])))
             )
-            handles.append(
-                att.k_proj.register_forward_hook(lambda m, a, o, s=slot, h=heads: s.__setitem__("k", h(o)))
-            )
+            handles.append(att.v_proj.register_forward_hook(
+                _own_thread(lambda m, a, o, s=slot, h=heads: s.__setitem__("v", h(o))))
+            )  # fmt: skip
+            handles.append(att.k_proj.register_forward_hook(
+                _own_thread(lambda m, a, o, s=slot, h=heads: s.__setitem__("k", h(o))))
+            )  # fmt: skip
         yield store
     finally:
         for h in handles:
@@ -165,8 +185,9 @@ def _vit_parts(enc):
     )
 
 
-def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = False, timer=None):
-    """The encoder layer by layer up to ``n_run`` layers, with ``policy.vit_select`` after each layer.
+def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = False, timer=None, tick=None):
+    """The encoder layer by layer up to ``n_run`` layers, with ``policy.vit_select`` after each layer;
+    ``tick()`` after each layer (progress; it may raise to stop the run).
 
     Returns (patch features [B, k, d] of the kept patches, ids [B, k], stages, captures, lengths, vit_logits).
     """
@@ -191,6 +212,8 @@ def run_vit(enc, pixels, policy: Policy | None, n_run: int, *, heads: bool = Fal
         if li in store:
             caps[li] = store[li]
         lengths.append(int(h.shape[1]))
+        if tick is not None:
+            tick()
         if policy is not None and policy.vit_select is not None and li < n_run:
             t0 = time.perf_counter()
             sel = policy.vit_select(li, store.get(li), ids)
@@ -232,10 +255,12 @@ def _project(vlm, feats, ids):
         return proj(feats)
 
 
-def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: bool = False) -> RunOut:
+def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: bool = False,
+            tick: Callable[[], None] | None = None) -> RunOut:  # fmt: skip
     """The scene VLM or a LLaVA-style model on images [B, 3, S, S] (normalised) and questions [B, Q, L] (token
     ids of the text after the image), pruned by ``policy``. The prompt is ``prefix image-tokens question``
-    (prefix: ``<bos>``, or LLaVA's ``USER: ``), as :meth:`VisionLanguageModel.build` lays it out.
+    (prefix: ``<bos>``, or LLaVA's ``USER: ``), as :meth:`VisionLanguageModel.build` lays it out. ``tick()`` is
+    called after every encoder and decoder layer (progress; an exception from it ends the run cleanly).
     """
     if vlm.kind not in ("scene-vlm", "llava"):
         raise InputError(f"{vlm.name}: the pruning runner takes the scene VLM or a LLaVA-style model")
@@ -251,7 +276,13 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     n_run = L + 1 + f if f < 0 else f
     place = policy.place if policy else "none"
     feats, ids, stages, caps, vit_len, vit_logits = run_vit(
-        enc, pixels, policy if place in ("vit", "pre-lm") else None, n_run, heads=vit_heads, timer=timer
+        enc,
+        pixels,
+        policy if place in ("vit", "pre-lm") else None,
+        n_run,
+        heads=vit_heads,
+        timer=timer,
+        tick=tick,
     )
     B, N = feats.shape[0], enc.n_patches
     scores = None
@@ -280,12 +311,13 @@ def run_vlm(vlm, pixels, questions, policy: Policy | None = None, *, vit_heads: 
     q = q.reshape(B * Q, -1)
     base, head = language_model(vlm)
     if place != "lm":
-        logits, lm_len = _lm_shared_prefix(vlm, base, head, img, q, Q, ids)
+        logits, lm_len = _lm_shared_prefix(vlm, base, head, img, q, Q, ids, tick=tick)
         ids = ids.repeat_interleave(Q, 0)
     else:
         img = img.repeat_interleave(Q, 0)
         ids = ids.repeat_interleave(Q, 0)
-        logits, lm_len, ids, scores = _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores)
+        logits, lm_len, ids, scores = _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores,
+                                                 tick=tick)  # fmt: skip
     return RunOut(
         logits=logits, kept=ids.numpy(), stages=stages,
         scores=None if scores is None else np.asarray(scores, dtype=np.float64),
@@ -303,7 +335,7 @@ def _embed_prompt(vlm, img, q):
     return torch.cat([pre, img.to(pre.dtype)], 1), emb(q)
 
 
-def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
+def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None, *, tick=None):
     """The decoder with the ``<bos> + image`` prefix computed once per image and its keys/values shared by the
     image's Q questions (exact: the prefix never sees the question under the causal mask).
 
@@ -327,6 +359,8 @@ def _lm_shared_prefix(vlm, base, head, img, q, Q, ids=None):
         x = pre
         for layer in base.layers:
             x = _call(layer, x, causal_mask(Tp, x.dtype), pos, base.rotary_emb(x, pos), cache)
+            if tick is not None:
+                tick()
         cache.batch_repeat_interleave(Q)
         m = torch.cat([torch.zeros(Tq, Tp), causal_mask(Tq)[0, 0]], 1)[None, None]
         pos = torch.arange(q0, q0 + Tq)[None].expand(B * Q, -1)
@@ -343,7 +377,7 @@ def _call(layer, x, mask, pos, cos_sin, cache=None):
     return y[0] if isinstance(y, tuple) else y
 
 
-def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
+def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores, *, tick=None):
     """The decoder layer by layer on whole sequences [BQ, T], with ``policy.lm_select`` before each layer."""
     with torch.no_grad():
         pre, qe = _embed_prompt(vlm, img, q)
@@ -355,7 +389,9 @@ def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
     lm_len = []
     attn_store: dict[int, torch.Tensor] = {}
     handles = [
-        base.layers[i].self_attn.register_forward_hook(lambda m, a, o, i=i: attn_store.__setitem__(i, o[1]))
+        base.layers[i].self_attn.register_forward_hook(
+            _own_thread(lambda m, a, o, i=i: attn_store.__setitem__(i, o[1]))
+        )
         for i in policy.lm_capture
     ]
     try:
@@ -383,6 +419,8 @@ def _lm_pruned(vlm, base, head, img, q, ids, policy, stages, timer, scores):
                 T = x.shape[1]
                 x = _call(layer, x, causal_mask(T, x.dtype), pos, cos_sin)
                 lm_len.append(int(T))
+                if tick is not None:
+                    tick()
             logits = head(base.norm(x[:, -1:]))[:, -1]
     finally:
         for h in handles:

@@ -2,8 +2,10 @@
 
 Every path returns an RGB ``uint8`` array [H, W, 3] and a list of notices (what was changed and why), or raises
 :class:`~engine.registry.InputError` with a message the user can act on. Handled: not an image, corrupt or
-truncated files, decompression bombs (Pillow's ``MAX_IMAGE_PIXELS`` guard turned into an error, set from
-:data:`MAX_IMAGE_PIXELS`), animated or multi-page files (first frame, with a notice), modes other than RGB
+truncated files, decompression bombs and huge dimensions (the size the header declares is checked against
+:data:`MAX_IMAGE_PIXELS` before a pixel is decoded), formats other than :data:`FORMATS` (Pillow opens dozens,
+some through external programs; an upload is read by content, never by its file name, so a text or PDF file
+named ``.png`` is refused), animated or multi-page files (first frame, with a notice), modes other than RGB
 (grey, palette, RGBA/LA composited on grey, 16-bit and float scaled to 8 bits, CMYK), tiny images (refused
 under :data:`MIN_SIDE` px) and large images (downscaled to :data:`MAX_SIDE` px, with a notice).
 """
@@ -11,7 +13,6 @@ under :data:`MIN_SIDE` px) and large images (downscaled to :data:`MAX_SIDE` px, 
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,22 @@ import numpy as np
 from engine.config import LIMITS
 from engine.registry import InputError
 
-__all__ = ["MAX_IMAGE_PIXELS", "MIN_SIDE", "MAX_SIDE", "load_image", "validate_array", "resize_for"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "MIN_SIDE",
+    "MAX_SIDE",
+    "FORMATS",
+    "load_image",
+    "validate_array",
+    "resize_for",
+]
 
 MAX_IMAGE_PIXELS = LIMITS.max_image_pixels  # caps live in engine.config (one place for every size cap)
 MIN_SIDE = LIMITS.min_image_side
 MAX_SIDE = LIMITS.max_image_side
+# the formats an upload may be (Pillow's names); anything else is refused before decoding
+FORMATS = ("PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP")
+_BOMB = "(a decompression bomb, or simply too large); refusing to decode it"
 
 
 def load_image(source, *, max_bytes: int | None = None) -> tuple[np.ndarray, list[str]]:
@@ -54,33 +66,43 @@ def load_image(source, *, max_bytes: int | None = None) -> tuple[np.ndarray, lis
         raise InputError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
     if not data:
         raise InputError(f"{name} is empty")
-    old = Image.MAX_IMAGE_PIXELS
+    # No global is changed here (requests run in parallel): Pillow's own bomb guard stays as it is, and the
+    # size the header declares is checked against our cap between open() (header only) and load() (pixels).
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                img = Image.open(io.BytesIO(data))
-                img.load()  # decode now: truncated or corrupt data fails here, not later
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise InputError(
-                    f"{name} declares more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels "
-                    "(a decompression bomb, or simply too large); refusing to decode it"
-                ) from None
-            except Image.UnidentifiedImageError:
-                raise InputError(
-                    f"{name} is not an image Pillow can read (PNG, JPEG, GIF, TIFF, WebP, BMP ...)"
-                ) from None
-            except (OSError, SyntaxError, ValueError, EOFError) as e:
-                raise InputError(f"{name} is corrupt or truncated: {e}") from None
-            notices = []
-            frames = getattr(img, "n_frames", 1)
-            if frames > 1:
-                notices.append(f"{name} has {frames} frames (animated or multi-page): using the first")
-                img.seek(0)
-            return _from_pil(img, notices)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+        img = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{name} declares more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels {_BOMB}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise InputError(
+            f"{name} is not an image this app reads (it takes {', '.join(FORMATS)}; the content decides, not the "
+            "file name)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{name} is corrupt or truncated: {e}") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise InputError(
+            f"{name} declares {w}x{h} = {w * h / 1e6:.0f} million pixels, more than {MAX_IMAGE_PIXELS / 1e6:.0f} "
+            f"million {_BOMB}"
+        )
+    if min(w, h) < 1:
+        raise InputError(f"{name} declares an empty image ({w}x{h} px)")
+    try:
+        img.load()  # decode now: truncated or corrupt data fails here, not later
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"{name} declares more than {MAX_IMAGE_PIXELS / 1e6:.0f} million pixels {_BOMB}"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        raise InputError(f"{name} is corrupt or truncated: {e}") from None
+    notices = []
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        notices.append(f"{name} has {frames} frames (animated or multi-page): using the first")
+        img.seek(0)
+    return _from_pil(img, notices)
 
 
 def _from_pil(img, notices: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -11,21 +11,33 @@ ViT, DINOv2 or LLaVA(-1.5 style) checkpoint loads through the same two wrappers:
   ``lm_layers`` are the decoder layers for hooks.
 
 Weights load from safetensors only; ``trust_remote_code=False`` always; eager attention so that
-``output_attentions`` works.
+``output_attentions`` works. The model field is checked by :func:`engine.models.resolve_model_name` (the one
+check: on a public deployment no server folder is consulted). A hub or folder model is loaded once (one lock per
+name, so a slow download holds up no other model), inside a heavy-job slot, after its weights' memory estimate
+passed :func:`engine.admission.check_memory`; loaded models are kept least-recently-used within
+``LIMITS.model_cache_bytes``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.admission import check_memory, heavy_slot
+from engine.config import LIMITS
 from engine.config import allow_network as _allow_network_default
 from engine.registry import InputError
+
+log = logging.getLogger("redex.vision")
 
 __all__ = [
     "ASSETS",
@@ -36,6 +48,8 @@ __all__ = [
     "load_vlm",
     "load_vision",
     "find_layers",
+    "heavy_once",
+    "weights_estimate",
 ]
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "vision"
@@ -216,8 +230,86 @@ def _normalise_scene_question(question: str) -> list[str]:
     return words
 
 
-_CACHE: dict[tuple[str, str], Any] = {}
+# loaded models, least recently used first, within LIMITS.model_cache_bytes of weights (the newest always stays)
+_CACHE: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_HELD = threading.local()
+
+
+@contextmanager
+def heavy_once(what: str, *, expect_s: float = 60.0, progress=None) -> Iterator[None]:
+    """:func:`engine.admission.heavy_slot`, taken once per thread: a heavy job that calls another heavy step (a
+    comparison that loads a hub model, then runs it) holds one slot, never waits for a second one."""
+    if getattr(_HELD, "depth", 0):
+        _HELD.depth += 1
+        try:
+            yield
+        finally:
+            _HELD.depth -= 1
+    else:
+        with heavy_slot(what, expect_s=expect_s, progress=progress):
+            _HELD.depth = 1
+            try:
+                yield
+            finally:
+                _HELD.depth = 0
+
+
+def _weights(m) -> Any:
+    """The torch module holding a loaded model's weights."""
+    if isinstance(m, VisionLanguageModel):
+        return m.extra.get("module") or m.lm
+    return getattr(m, "extra_vit", None) or m.model
+
+
+def _cache_put(key: tuple[str, str], m) -> None:
+    from engine.sizes import module_bytes
+
+    with _LOCK:
+        _CACHE[key] = m
+        _CACHE.move_to_end(key)
+        while (
+            len(_CACHE) > 1
+            and sum(module_bytes(_weights(v)) for v in _CACHE.values()) > LIMITS.model_cache_bytes
+        ):
+            old, _ = _CACHE.popitem(last=False)
+            log.info(
+                "vision model %s evicted from the model cache (over %d bytes)",
+                old[0],
+                LIMITS.model_cache_bytes,
+            )
+
+
+def _tower_params(c) -> int:
+    d, L = int(c.hidden_size), int(c.num_hidden_layers)
+    m = getattr(c, "intermediate_size", None) or int(getattr(c, "mlp_ratio", 4) * d)
+    patches = (int(getattr(c, "image_size", 224)) // int(getattr(c, "patch_size", 16))) ** 2
+    return L * (4 * d * d + 2 * d * int(m)) + 3 * int(getattr(c, "patch_size", 16)) ** 2 * d + patches * d
+
+
+def _lm_params(c) -> int:
+    d, L, m, V = int(c.hidden_size), int(c.num_hidden_layers), int(c.intermediate_size), int(c.vocab_size)
+    kv = int(getattr(c, "num_key_value_heads", None) or c.num_attention_heads) * (
+        d // int(c.num_attention_heads)
+    )
+    return L * (2 * d * d + 2 * d * kv + 3 * d * m) + 2 * V * d
+
+
+def weights_estimate(cfg) -> int:
+    """Bytes the float32 weights of a model with transformers config ``cfg`` will take (from its sizes, before
+    a byte is downloaded): the vision tower, and for LLaVA the projector and the language model, plus 10%."""
+    if cfg.model_type == "llava":
+        v, t = cfg.vision_config, cfg.text_config
+        n = (
+            _tower_params(v)
+            + _lm_params(t)
+            + int(v.hidden_size) * int(t.hidden_size)
+            + int(t.hidden_size) ** 2
+        )
+    else:
+        n = _tower_params(getattr(cfg, "vision_config", cfg))
+    return int(n * 4 * 1.1)
 
 
 def _device() -> str:
@@ -294,24 +386,20 @@ class _SceneViTPixels:
 
 
 def _resolve(name: str, allow_network: bool) -> tuple[str, bool, str]:
-    if Path(name).expanduser().is_dir():
-        p = str(Path(name).expanduser())
-        return p, True, f"local directory {p}"
-    if "/" in name and not name.startswith((".", "/", "~")):
-        if not allow_network:
-            raise InputError(
-                f"{name!r} is a Hugging Face hub id, and network access is off. Tick 'allow network' (or set "
-                f"REDEX_ALLOW_NETWORK=1), or use a built-in model: {', '.join(BUILTIN_VISION)}"
-            )
-        return name, False, f"hub {name}"
-    raise InputError(
-        f"unknown vision model {name!r}: not a built-in ({', '.join(BUILTIN_VISION)}), not a local directory, "
-        "and not a hub id of the form owner/name"
-    )
+    """(path or hub id, local files only, description) of a model field that is not a built-in, through
+    :func:`engine.models.resolve_model_name` (the one check of model ids)."""
+    from engine.models import resolve_model_name
+
+    kind, where = resolve_model_name(name, builtins=BUILTIN_VISION, allow_network=allow_network,
+                                     what="vision model")  # fmt: skip
+    if kind == "dir":
+        return where, True, f"local directory {where}"
+    if kind == "hub":
+        return where, False, f"hub {where}"
+    raise InputError(f"{name!r} is a built-in vision model; it loads from assets/vision")
 
 
-def _hub(name: str, allow_network: bool):
-    import torch
+def _hub(name: str, allow_network: bool, progress=None):
     from transformers import AutoConfig
 
     path, local_only, source = _resolve(name, allow_network)
@@ -320,6 +408,30 @@ def _hub(name: str, allow_network: bool):
         cfg = AutoConfig.from_pretrained(path, **kw)
     except (OSError, ValueError) as e:
         raise InputError(f"cannot load {name!r}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - a malformed config.json, a hub error: the user's model, not ours
+        raise InputError(
+            f"cannot load {name!r}: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        ) from None
+    if not hasattr(cfg, "model_type") or cfg.model_type not in ("llava", "clip", "clip_vision_model", "vit",
+                                                                 "dinov2"):  # fmt: skip
+        raise InputError(
+            f"{name!r} is a {getattr(cfg, 'model_type', '?')!r} model; the vision tabs take CLIP, ViT, DINOv2 and "
+            "LLaVA models"
+        )
+    try:
+        need = weights_estimate(cfg)
+    except (AttributeError, TypeError, ValueError):
+        need = 0
+    check_memory(need, f"loading {name!r} (float32 weights)")
+    with heavy_once(f"loading {name}", expect_s=60.0, progress=progress):
+        if progress is not None:
+            progress(0.05, f"loading {name} ({need / 1e9:.1f} GB of weights)")
+        return _hub_load(name, path, cfg, source, kw)
+
+
+def _hub_load(name: str, path: str, cfg, source: str, kw: dict):
+    import torch
+
     mt = cfg.model_type
     dev = _device()
     try:
@@ -413,24 +525,35 @@ def _wrap_encoder(model, vcfg, name: str, source: str, dev: str) -> VisionEncode
     )  # fmt: skip
 
 
-def load_vision(name: str = "scene-vlm", *, allow_network: bool | None = None, folder: Path | None = None):
+def load_vision(name: str = "scene-vlm", *, allow_network: bool | None = None, folder: Path | None = None,
+                progress=None):  # fmt: skip
     """A :class:`VisionEncoder` or :class:`VisionLanguageModel` (cached per process).
 
-    ``folder`` overrides where the built-in weights are read (tests, freshly trained weights).
+    ``folder`` overrides where the built-in weights are read (tests, freshly trained weights). ``progress``
+    (``progress(frac, desc)``) hears about a hub or folder model being loaded (and may stop the wait for a slot).
     """
     name = (name or "").strip()
     if not name:
         raise InputError("no vision model given")
+    if len(name) > LIMITS.max_model_name_chars:
+        raise InputError(
+            f"the vision model name has {len(name):,} characters; a hub id has at most {LIMITS.max_model_name_chars}"
+        )
     if allow_network is None:
         allow_network = _allow_network_default()
     key = (name, str(folder or ""))
     with _LOCK:
-        if key not in _CACHE:
-            if name in BUILTIN_VISION:
-                _CACHE[key] = _builtin_scene(name, folder)
-            else:
-                _CACHE[key] = _hub(name, allow_network)
-        return _CACHE[key]
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # two requests for one model load it once; other models load meanwhile
+        with _LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        m = _builtin_scene(name, folder) if name in BUILTIN_VISION else _hub(name, allow_network, progress)
+        _cache_put(key, m)
+        return m
 
 
 def load_encoder(name: str = "scene-vit", **kwargs) -> VisionEncoder:
