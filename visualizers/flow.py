@@ -21,71 +21,181 @@ KIND_COLOURS = {"cls": OKABE_ITO[0], "bos": OKABE_ITO[7], "patch": OKABE_ITO[1],
 KIND_NAMES = {"cls": "CLS", "bos": "<bos>", "patch": "image patch", "text": "text token"}
 
 
-def plot_flow_graph(res, *, max_edges: int = 200, width: int = 760, height: int = 560) -> go.Figure:
-    """Layered graph: x = layer (0 = input), y = token; the ``max_edges`` strongest cross-token edges."""
+def _token_name(labels, kinds, grid, image_span, t: int) -> str:
+    """A node's token in words: 'patch row 3, col 5 (token 46)', 'CLS (token 0)', 'text "red" (token 200)'."""
+    a, b = image_span
+    if a <= t < b:
+        r, c = divmod(t - a, grid[1])
+        return f"patch row {r}, col {c} (token {t})"
+    if kinds[t] == "text":
+        return f"text {labels[t]!r} (token {t})"
+    return f"{labels[t]} (token {t})"
+
+
+def _short_token(labels, image_span, grid, t: int) -> str:
+    a, b = image_span
+    if a <= t < b:
+        r, c = divmod(t - a, grid[1])
+        return f"r{r} c{c}"
+    return labels[t]
+
+
+def _edge_lines(edges) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of line segments (NaN-separated) for edges (layer, src, dst, w): (layer, src) -> (layer + 1, dst)."""
+    e = np.asarray([(lay, src, dst) for lay, src, dst, _ in edges], dtype=float).reshape(-1, 3)
+    xs = np.stack([e[:, 0], e[:, 0] + 1, np.full(len(e), np.nan)], 1).reshape(-1)
+    ys = np.stack([e[:, 1], e[:, 2], np.full(len(e), np.nan)], 1).reshape(-1)
+    return xs, ys
+
+
+def _token_ticks(labels, kinds, image_span, grid, n_tokens: int) -> tuple[list, list]:
+    """y ticks: each prefix token, every other patch row ("row r" at its first patch), and the text tokens."""
+    a, b = image_span
+    rows, cols = grid
+    ticks = {t: labels[t] for t in range(a)}  # CLS, registers, <bos>
+    step = max(1, rows // 7)
+    for r in range(0, rows, step):
+        ticks[a + r * cols] = f"patch row {r}"
+    text = [t for t in range(b, n_tokens) if labels[t] not in ("<pad>",)]
+    every = max(1, len(text) // 8)
+    for t in text[::every]:
+        ticks[t] = labels[t]
+    if text:
+        ticks[text[-1]] = labels[text[-1]]
+    gap = max(3, n_tokens // 28)  # ~28 ticks at most, so labels never overlap
+    keep_first = set(range(a))
+    kept: list[int] = []
+    for t in sorted(ticks):
+        if not kept or t - kept[-1] >= gap:
+            kept.append(t)
+        elif t in keep_first or (text and t == text[-1]):
+            kept[-1] = t  # a prefix token or the last token wins over a patch-row tick next to it
+    return kept, [ticks[t] for t in kept]
+
+
+def _spread(ys, gap: float) -> list[float]:
+    """Label positions for anchors ``ys``: same order, at least ``gap`` apart (pushed down as needed)."""
+    order = np.argsort(ys, kind="stable")
+    out = np.asarray(ys, dtype=float).copy()
+    last = -np.inf
+    for i in order:
+        out[i] = max(out[i], last + gap)
+        last = out[i]
+    return out.tolist()
+
+
+def _labels_to(fig, points, texts, hovers, *, dx: float, gap: float, colour: str) -> None:
+    """Text labels with arrows pointing at ``points`` [(x, y)], tails offset by ``dx`` and spread in y."""
+    if not points:
+        return
+    tails = _spread([p[1] for p in points], gap)
+    for (px, py), ty, text, hover in zip(points, tails, texts, hovers, strict=True):
+        fig.add_annotation(x=px, y=py, ax=px + dx, ay=ty, axref="x", ayref="y", text=text, hovertext=hover,
+                           showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=colour, standoff=6,
+                           font={"size": 12, "color": colour}, xanchor="right" if dx < 0 else "left",
+                           bgcolor="rgba(255,255,255,0.75)")  # fmt: skip
+
+
+def plot_flow_graph(res, *, max_edges: int | None = None, width: int = 760, height: int = 600,
+                    size_max: float | None = None, n_marked: int = 5) -> go.Figure:  # fmt: skip
+    """Layered graph: x = layer (input, then after layer 1..L), y = token; every edge the engine kept (at most
+    ``max_edges`` when given); the ``n_marked`` most important input tokens and the top relays are labelled.
+
+    ``size_max``: the node share that gets the largest marker (a comparison passes one for all its graphs).
+    """
     x = res.extra
-    labels, kinds = x["labels"], x["kinds"]
-    edges = res.edges[:max_edges]
+    labels, kinds, grid, span = x["labels"], x["kinds"], x["grid"], x["image_span"]
+    edges = res.edges if max_edges is None else res.edges[:max_edges]
+    imp = np.asarray(res.importance)
     fig = go.Figure()
     if edges:
         w = np.array([e[3] for e in edges])
         bins = np.quantile(w, [0.0, 0.5, 0.8, 0.95, 1.0])
-        for lo, hi, op, lw in zip(
-            bins[:-1], bins[1:], (0.25, 0.4, 0.6, 0.85), (0.8, 1.4, 2.2, 3.4), strict=True
-        ):
-            sel = [e for e in edges if lo <= e[3] <= hi]
-            xs, ys = [], []
-            for lay, src, dst, _ in sel:
-                xs += [lay, lay + 1, None]
-                ys += [src, dst, None]
+        for k, (op, lw) in enumerate(zip((0.25, 0.4, 0.6, 0.85), (0.8, 1.4, 2.2, 3.4), strict=True)):
+            sel = (w >= bins[k]) & ((w < bins[k + 1]) if k < 3 else (w <= bins[k + 1]))
+            if not sel.any():
+                continue
+            xs, ys = _edge_lines([e for e, s in zip(edges, sel, strict=True) if s])
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"width": lw, "color": f"rgba(90,90,90,{op})"},
-                                     hoverinfo="skip", showlegend=False))  # fmt: skip
+                                     hoverinfo="skip", showlegend=False, connectgaps=False))  # fmt: skip
+    top_inputs = [int(t) for t in np.argsort(-imp, kind="stable")[:n_marked]]
     nodes = {(res.n_layers, res.output)} if res.output >= 0 else set()
     for lay, src, dst, _ in edges:
         nodes |= {(lay, src), (lay + 1, dst)}
+    nodes |= {(0, t) for t in top_inputs}
     arr = np.array(sorted(nodes))
     share = res.node_share[arr[:, 0], arr[:, 1]]
-    size = 5 + 30 * np.sqrt(share / max(share.max(), 1e-12))
+    top = size_max if size_max else max(float(share.max()), 1e-12)
+    size = 5 + 30 * np.sqrt(np.clip(share / top, 0, 1))
+    relay = np.asarray(res.relay)[arr[:, 0], arr[:, 1]]
     for kind in ("patch", "text", "bos", "cls"):
         m = np.array([kinds[t] == kind for t in arr[:, 1]])
         if not m.any():
             continue
+        hover = [
+            f"<b>{_token_name(labels, kinds, grid, span, t)}</b><br>"
+            + ("input (before layer 1)" if lay == 0 else f"after layer {lay}")
+            + f"<br>share of the output through this node {s:.4f}<br>input importance ({_short_name(res.method)}) "
+            f"{imp[t]:.4f}<br>relay score {rl:.4f}"
+            for (lay, t), s, rl in zip(arr[m], share[m], relay[m], strict=True)
+        ]  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=arr[m, 0], y=arr[m, 1], mode="markers", name=KIND_NAMES[kind],
                 marker={"size": size[m], "color": KIND_COLOURS[kind], "line": {"width": 0.5, "color": "white"}},
-                text=[f"{labels[t]}<br>layer {lay}<br>share {s:.3f}" for (lay, t), s in zip(arr[m], share[m], strict=True)],
-                hoverinfo="text",
+                text=hover, hoverinfo="text",
             )
         )  # fmt: skip
-    relays = [(r["layer"], r["token"]) for r in res.relays[:5]]
+    # the most important input tokens, labelled at the input layer
+    gap = res.n_tokens / 24  # label spacing in token rows (about 22 px at the default height)
+    in_hover = [f"#{i + 1} input: {_token_name(labels, kinds, grid, span, t)}, importance {imp[t]:.4f}"
+                for i, t in enumerate(top_inputs)]  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[0] * len(top_inputs), y=top_inputs, mode="markers", name=f"top {len(top_inputs)} inputs (#1..)",
+            marker={"size": 16, "symbol": "diamond-open", "color": OKABE_ITO[4], "line": {"width": 2}},
+            text=in_hover, hoverinfo="text",
+        )
+    )  # fmt: skip
+    _labels_to(fig, [(0, t) for t in top_inputs],
+               [f"#{i + 1} {_short_token(labels, span, grid, t)}" for i, t in enumerate(top_inputs)], in_hover,
+               dx=-0.35, gap=gap, colour=OKABE_ITO[4])  # fmt: skip
+    relays = [(r["layer"], r["token"], r["score"]) for r in res.relays[:5]]
     if relays:
-        rl = np.array(relays)
+        rl = np.array([(lay, t) for lay, t, _ in relays])
+        r_hover = [f"relay #{i + 1}: {_token_name(labels, kinds, grid, span, t)} after layer {lay}, score {sc:.4f}"
+                   for i, (lay, t, sc) in enumerate(relays)]  # fmt: skip
         fig.add_trace(
             go.Scatter(
-                x=rl[:, 0], y=rl[:, 1], mode="markers", name="top relay nodes",
+                x=rl[:, 0], y=rl[:, 1], mode="markers", name="top relay nodes (R1..)",
                 marker={"size": 22, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": OKABE_ITO[5]}},
-                text=[f"relay: {labels[t]}, layer {lay}" for lay, t in relays], hoverinfo="text",
+                text=r_hover, hoverinfo="text",
             )
         )  # fmt: skip
-    a, b = x["image_span"]
-    ticks = {t: labels[t] for t in range(a)}  # CLS / <bos> ...
-    ticks[(a + b) // 2] = f"image patches {a}..{b - 1}"
-    if b < res.n_tokens:
-        ticks[(b + res.n_tokens - 1) // 2] = "question"
-        ticks[res.n_tokens - 1] = labels[res.n_tokens - 1]
-    tv, tt, last = [], [], -99
-    for t in sorted(ticks):
-        if t - last >= 6 or not tv:
-            tv.append(t)
-            tt.append(ticks[t])
-            last = t
-    fig.update_xaxes(title="layer (0 = input)", tickmode="array", tickvals=list(range(res.n_layers + 1)))
-    fig.update_yaxes(title="token", autorange="reversed", tickmode="array", tickvals=tv, ticktext=tt)
-    title = f"{_short_name(res.method)} graph to {x['output_label']}"
+        for lay in sorted({int(v) for v in rl[:, 0]}):  # spread the labels of one layer apart
+            idx = [i for i, (la, _, _) in enumerate(relays) if la == lay]
+            _labels_to(fig, [(lay, relays[i][1]) for i in idx],
+                       [f"R{i + 1} {_short_token(labels, span, grid, relays[i][1])}" for i in idx],
+                       [r_hover[i] for i in idx], dx=0.3, gap=gap, colour=OKABE_ITO[5])  # fmt: skip
+    tv, tt = _token_ticks(labels, kinds, span, grid, res.n_tokens)
+    xt = ["input"] + [f"L{i}" for i in range(1, res.n_layers + 1)]
+    fig.update_xaxes(title="layer (input = embeddings; Ln = after layer n)", tickmode="array",
+                     tickvals=list(range(res.n_layers + 1)), ticktext=xt, range=[-1.7, res.n_layers + 1.0])  # fmt: skip
+    fig.update_yaxes(title="token", tickmode="array", tickvals=tv, ticktext=tt,
+                     range=[res.n_tokens + gap * 2, -gap])  # fmt: skip
+    title = (f"{_short_name(res.method)} graph to {_output_words(x)}: {len(edges)} of {res.n_cross_edges:,} "
+             "cross-token edges drawn")  # fmt: skip
     base_layout(fig, title=title, width=width, height=height)
-    fig.update_layout(legend={"orientation": "h", "y": -0.15}, margin={"l": 110})
+    fig.update_layout(legend={"orientation": "h", "y": -0.14}, margin={"l": 110})
     return fig
+
+
+def _output_words(x) -> str:
+    """What the flow is traced into, in words ("CLS", "the last token '?'", "all image patches (mean)")."""
+    out = x["output_label"]
+    if x.get("model_kind") == "vlm" and x.get("target") == "output":
+        return f"the last token {out!r}"
+    return out
 
 
 def _short_name(method: str) -> str:
@@ -105,7 +215,13 @@ def _zmax(grids) -> float | None:
     return float(np.quantile(np.stack(grids), 0.98)) or None
 
 
-def _overlay_traces(fig, img, grid, zmax, *, opacity, row=None, col=None, colorbar=True) -> None:
+def _top_patch(grid) -> str:
+    r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    return f"r{r} c{c}"
+
+
+def _overlay_traces(fig, img, grid, zmax, *, opacity, row=None, col=None, colorbar=True,
+                    colorbar_x: float | None = None) -> None:  # fmt: skip
     """The image and the patch importance (cividis, ``0..zmax``) over it, into ``fig`` (or one of its subplots)."""
     s = img.shape[0]
     rows, cols = grid.shape
@@ -116,7 +232,8 @@ def _overlay_traces(fig, img, grid, zmax, *, opacity, row=None, col=None, colorb
         go.Heatmap(
             z=grid, x=(np.arange(cols) + 0.5) * step - 0.5, y=(np.arange(rows) + 0.5) * step - 0.5,
             colorscale=HEATMAP_SCALE, opacity=opacity, zmin=0.0, zmax=zmax, showscale=colorbar,
-            colorbar={"title": "share", "len": 0.8, "thickness": 14},
+            colorbar={"title": "share", "len": 0.8, "thickness": 14,
+                      **({} if colorbar_x is None else {"x": colorbar_x})},
             hovertemplate="row %{y:.0f} col %{x:.0f}<br>importance %{z:.4f}<extra></extra>",
         ), **at,
     )  # fmt: skip
@@ -202,9 +319,10 @@ def flow_caption(res) -> str:
     top = res.relays[0] if res.relays else None
     parts = [
         what + ".",
-        f"Graph: the {min(len(res.edges), 200)} strongest cross-token edges of the rollout flow; node size = share of "
-        "the output passing through the node; ringed = top relay nodes (share x fraction of content from other "
-        "tokens).",
+        f"Graph: all {len(res.edges)} kept edges drawn (the strongest of {res.n_cross_edges} cross-token edges "
+        f"carrying rollout flow; 'edges kept' = {p.get('top_edges')}); node size = share of the output passing "
+        "through the node; diamonds #1.. = the most important input tokens; ringed R1.. = top relay nodes (share x "
+        "fraction of content from other tokens); hover a node for its layer, token, patch row/col and importance.",
     ]
     if top:
         parts.append(
@@ -228,15 +346,35 @@ def plot_compare_overlays(cmp, *, side: int = 300, opacity: float = 0.55) -> go.
     grids = [_grid(imp, cmp.image_span, cmp.grid) for imp in cmp.importance]
     zmax = _zmax(grids)
     n = len(grids)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[_short_name(m) for m in cmp.methods],
-                        horizontal_spacing=0.03)  # fmt: skip
+    diff = n == 2  # two methods: a third panel with their difference on a diverging scale
+    names = [_short_name(m) for m in cmp.methods]
+    titles = [f"{nm}: top patch {_top_patch(g)}" for nm, g in zip(names, grids, strict=True)]
+    if diff:
+        titles.append(f"{names[1]} minus {names[0]}")
+    cols = n + diff
+    fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.06)
     for i, grid in enumerate(grids):
         _overlay_traces(fig, np.asarray(cmp.extra["image"]), grid, zmax, opacity=opacity, row=1, col=i + 1,
-                        colorbar=i == n - 1)  # fmt: skip
-    for i in range(n):
+                        colorbar=i == n - 1, colorbar_x=(n / cols) - 0.01)  # fmt: skip
+    if diff:
+        d = grids[1] - grids[0]
+        lim = float(np.quantile(np.abs(d), 0.98)) or 1e-12
+        rows_, cols_ = d.shape
+        step = np.asarray(cmp.extra["image"]).shape[0] / cols_
+        fig.add_trace(go.Heatmap(
+            z=d, x=(np.arange(cols_) + 0.5) * step - 0.5, y=(np.arange(rows_) + 0.5) * step - 0.5,
+            colorscale="PuOr", zmid=0.0, zmin=-lim, zmax=lim,
+            colorbar={"title": "difference", "len": 0.8, "thickness": 14, "x": 1.01},
+            hovertemplate="difference %{z:.4f}<extra></extra>",
+        ), row=1, col=cols)  # fmt: skip
+        s_ = np.asarray(cmp.extra["image"]).shape[0]
+        fig.update_xaxes(visible=False, range=[-0.5, s_ - 0.5], row=1, col=cols)
+        fig.update_yaxes(visible=False, range=[s_ - 0.5, -0.5], row=1, col=cols)
+    for i in range(cols):
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
-    base_layout(fig, title=f"Patch importance for {cmp.output_label[:28]}, same colour scale",
-                width=side * n + 120, height=side + 110)  # fmt: skip
+    fig.update_annotations(font={"size": 13})
+    base_layout(fig, title=f"Patch importance for {cmp.output_label[:28]}: same colour scale (0 to "
+                f"{zmax or 0:.4f}) for every method", width=side * cols + 170, height=side + 110)  # fmt: skip
     fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
     return fig
 
@@ -273,18 +411,24 @@ def plot_rank_agreement(cmp, *, width: int = 460, height: int = 420) -> go.Figur
 
 
 def compare_table(cmp) -> list[list]:
-    """Rows for the comparison table: one per method (time, image share, top input, agreement with the first)."""
+    """Rows for the comparison table: one per method (quality: agreement with the first, concentration; cost:
+    time, memory; the graph's size)."""
+    from engine.admission import fmt_bytes
+
     rows = []
     for i, r in enumerate(cmp.rows):
         rows.append([
-            r["method"], f"{r['importance_s']:.3f}", f"{r['graph_s']:.3f}", f"{r['image_share']:.3f}",
-            f"{r['top_input']} ({r['top_importance']:.3f})", f"{cmp.spearman[0, i]:.3f}", f"{cmp.top_iou[0, i]:.3f}",
+            r["method"], f"{cmp.spearman[0, i]:.3f}", f"{cmp.top_iou[0, i]:.3f}", f"{r['image_share']:.3f}",
+            f"{r.get('top10_patch_share', float('nan')):.3f}", f"{r['top_input']} ({r['top_importance']:.3f})",
+            f"{r['importance_s']:.3f}", f"{r['graph_s']:.3f}", fmt_bytes(r.get("peak_memory_bytes", 0)),
+            "-" if r.get("top_k") is None else str(r["top_k"]),
+            f"{r.get('edges_kept', 0)} of {r.get('cross_edges', 0):,}",
         ])  # fmt: skip
     return rows
 
 
-COMPARE_HEADERS = ["method", "importance (s)", "graph (s)", "image share", "top input", "Spearman vs first",
-                   "top-patch IoU vs first"]  # fmt: skip
+COMPARE_HEADERS = ["method", "Spearman vs first", "top-patch IoU vs first", "image share", "top 10% patches hold",
+                   "top input", "importance (s)", "graph (s)", "peak memory (est.)", "top-k", "edges drawn"]  # fmt: skip
 
 
 def compare_caption(cmp) -> str:

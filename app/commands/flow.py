@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.commands import method_flag, param_flag
+from app.commands import method_flag, param_flag, tqdm_progress
 
 NAME = "flow"
 HELP = "information flow (attention rollout / max-flow) through a vision model for one image: graph + entropy"
@@ -55,10 +55,11 @@ def run(args: argparse.Namespace):
     if args.compare:
         settings = dict(params, target=args.target, top_fraction=args.top_fraction)
         return compare(image, args.compare, settings, model=args.model, question=args.question, notices=notices,
-                       allow_network=args.allow_network or None)  # fmt: skip
+                       allow_network=args.allow_network or None, progress=tqdm_progress())  # fmt: skip
     res = flow_for_image(
         image, model=args.model, method=args.method, question=args.question, target=args.target,
         params=method_params(args.method, params), allow_network=args.allow_network or None,
+        progress=tqdm_progress(),
     )  # fmt: skip
     return flow_report(res, notices=notices)
 
@@ -81,5 +82,6 @@ def render(out: dict) -> str:
     lines.append(
         "relays: " + ", ".join(f"L{r['layer']} {r['label']} {r['score']:.3f}" for r in out["relays"][:5])
     )
-    lines.append(f"{len(out['nodes'])} nodes, {len(out['edges'])} edges (use --json for all)")
+    lines.append(f"{len(out['nodes'])} nodes, {len(out['edges'])} strongest of {out.get('n_cross_edges', 0)} "
+                 "cross-token edges (use --json for all)")  # fmt: skip
     return "\n".join(lines)

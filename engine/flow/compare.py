@@ -7,7 +7,12 @@ rows is the method alone. Agreement is measured two ways:
 - **top-patch IoU**: ``|A & B| / |A | B|`` of the ``top_fraction`` most important image patches of two methods,
   the set a pruning method guided by the importance would keep.
 
-A comparison is cached in memory by (image, model, methods, settings, question).
+Each row also states the method's cost (its own seconds, the estimated peak memory of the job) and how
+concentrated its importance is (the share of the image's importance that the top 10% of patches hold).
+
+A comparison is cached in memory by (image, model, methods, settings, question). On a miss the whole comparison
+is sized once (:func:`engine.flow.run.estimate`: the forward pass and every method's graph) and admitted once
+(memory check; one heavy slot when long), and ``progress`` moves through the methods.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from engine.cache import ResultCache
 from engine.flow.graph import FLOW_PARAMS
-from engine.flow.run import TARGET, attend, flow_for_image, method_params
+from engine.flow.run import TARGET, admitted, attend, estimate, flow_for_image, method_params
 from engine.registry import InputError, Param, Settings, get
 from engine.results import ComparisonResult, Provenance, Stopwatch, fingerprint
 
@@ -94,12 +99,14 @@ def compare(
     question: str | None = None,
     notices: list[str] | tuple[str, ...] = (),
     allow_network: bool | None = None,
+    progress=None,
 ) -> FlowComparison:
     """Run each of ``methods`` (registered flow methods) on ``image`` through ``model`` and compare them.
 
     ``settings``: values of :data:`COMPARE_SETTINGS` (every method takes the parameters of the family's table it
     uses, the target and the top fraction); unset ones take their defaults. ``notices``: what loading the image
-    did (they come before the model's own).
+    did (they come before the model's own). ``progress(frac, desc)`` moves through the forward pass and the
+    methods (it may raise to stop the job).
     """
     methods = list(dict.fromkeys(methods or ()))
     if not methods:
@@ -107,23 +114,39 @@ def compare(
     for name in methods:
         get(name, family="flow")
     values = COMPARE_SETTINGS.validate(settings)
-    att = attend(image, model=model, question=question, allow_network=allow_network)
-    notices = [*notices, *att.notices]
-    parts = (fingerprint(np.asarray(image)), model, methods, values, question or "", notices)
-    return _CACHE.get_or_compute(
-        parts, lambda: _compare(image, att, methods, values, question, notices, allow_network)
-    )
+    parts = (fingerprint(np.asarray(image)), model, methods, values, question or "", list(notices))
+    method_values = {k: v for k, v in values.items() if k in {p.name for p in FLOW_PARAMS.params}}
+
+    def compute() -> FlowComparison:
+        cost = estimate(image, model=model, methods=methods, params=method_values, question=question,
+                        allow_network=allow_network)  # fmt: skip
+        with admitted(cost, progress):
+            att = attend(image, model=model, question=question, allow_network=allow_network,
+                         progress=_part(progress, 0.0, 0.3))  # fmt: skip
+            return _compare(image, att, methods, values, question, [*notices, *att.notices], allow_network,
+                            progress, cost.peak_bytes)  # fmt: skip
+
+    return _CACHE.get_or_compute(parts, compute)
 
 
-def _compare(image, att, methods, values, question, notices, allow_network) -> FlowComparison:
+def _part(progress, lo: float, hi: float):
+    return None if progress is None else (lambda frac, desc: progress(lo + (hi - lo) * frac, desc))
+
+
+def _compare(image, att, methods, values, question, notices, allow_network, progress=None,
+             peak_bytes=0) -> FlowComparison:  # fmt: skip
     method_values = {k: v for k, v in values.items() if k in {p.name for p in FLOW_PARAMS.params}}
     sw = Stopwatch(dict(att.timings))
     graphs = []
-    for name in methods:  # one graph per method on the same cached forward pass
+    n = len(methods)
+    for i, name in enumerate(methods):  # one graph per method on the same cached forward pass
+        step = _part(progress, 0.3 + 0.7 * i / n, 0.3 + 0.7 * (i + 1) / n)
+        if step is not None:
+            step(0.0, f"{name} ({i + 1} of {n})")
         with sw(name):
             graphs.append(flow_for_image(
                 image, model=att.model, method=name, question=question, params=method_params(name, method_values),
-                target=values["target"], allow_network=allow_network,
+                target=values["target"], allow_network=allow_network, progress=step,
             ))  # fmt: skip
     imp = np.stack([g.importance for g in graphs])  # [M, T]
     a, b = att.image_span
@@ -131,11 +154,16 @@ def _compare(image, att, methods, values, question, notices, allow_network) -> F
     for name, g in zip(methods, graphs, strict=True):
         t = g.provenance.timings
         top = int(np.argmax(g.importance))
+        patches = np.sort(g.importance[a:b])[::-1]
+        k10 = max(1, len(patches) // 10)
         rows.append({
             "method": name, "importance_s": t[name],
             "graph_s": sum(t[s] for s in ("rollout", name, "entropy", "edges")),
             "image_share": float(g.importance[a:b].sum()), "top_input": att.labels[top],
             "top_importance": float(g.importance[top]),
+            "top10_patch_share": float(patches[:k10].sum() / max(patches.sum(), 1e-12)),
+            "top_k": g.provenance.params.get("top_k"), "edges_kept": len(g.edges),
+            "cross_edges": int(g.n_cross_edges), "peak_memory_bytes": int(peak_bytes),
         })  # fmt: skip
     first = graphs[0].extra
     return FlowComparison(

@@ -33,10 +33,12 @@ Beyond the paper (definitions stated here, since no paper fixes them):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.config import LIMITS
 from engine.registry import InputError, Paper, Param, Settings, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
@@ -64,8 +66,10 @@ RESIDUAL = Param("residual", 0.5, low=0.0, high=1.0, step=0.05, label="Residual 
                  help="weight of the identity (residual) in A_hat")  # fmt: skip
 TOP_K = Param("top_k", 16, low=1, high=4096, label="Attention flow: in-edges kept per node",
               help="incoming edges kept per node (bounds the cost)")  # fmt: skip
-TOP_EDGES = Param("top_edges", 300, low=10, high=3000, step=10, label="Edges kept for the graph",
-                  help="strongest edges kept for the drawn graph")  # fmt: skip
+# The one bound on the drawn graph: the engine keeps at most this many edges and the figure draws every kept one.
+TOP_EDGES = Param("top_edges", 300, low=10, high=LIMITS.max_drawn_elements, step=10,
+                  label="Edges kept (and drawn) for the graph",
+                  help="strongest cross-token edges kept for the graph; the figure draws all of them")  # fmt: skip
 FLOW_PARAMS = Settings("flow graph", (RESIDUAL, TOP_K, TOP_EDGES))
 
 
@@ -156,13 +160,20 @@ def attention_entropy(attn: np.ndarray, query=None) -> dict[str, np.ndarray]:
 
 
 def attention_flow(
-    attn: np.ndarray, *, output: int = 0, residual: float = 0.5, top_k: int | None = 16, sources=None
+    attn: np.ndarray,
+    *,
+    output: int = 0,
+    residual: float = 0.5,
+    top_k: int | None = 16,
+    sources=None,
+    progress=None,
 ) -> np.ndarray:
     """Max-flow value [T] from each input token ``(0, j)`` to the output node ``(L, output)``.
 
     ``sources``: token indices to solve for (others are NaN); default all. Dinic's algorithm on integer
     capacities (``A_hat * 1e6``), so values carry an error of about ``1e-6`` per edge on a cut.
-    """
+    ``progress(frac, desc)`` is called about every half second of solving (it may raise to stop the loop).
+    """  # fmt: skip
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import maximum_flow
 
@@ -186,10 +197,14 @@ def attention_flow(
     vals.append(np.maximum(np.round(w[tgt] * _SCALE), 1).astype(np.int32))
     graph = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     graph.sum_duplicates()
-    srcs = range(T) if sources is None else [int(s) for s in sources]
+    srcs = list(range(T)) if sources is None else [int(s) for s in sources]
     out = np.full(T, np.nan)
-    for s in srcs:  # one max-flow per source token, as in the paper
+    tick = time.monotonic()
+    for n, s in enumerate(srcs):  # one max-flow per source token, as in the paper
         out[s] = maximum_flow(graph, s, sink, method="dinic").flow_value / _SCALE
+        if progress is not None and time.monotonic() - tick > 0.5:
+            progress((n + 1) / len(srcs), f"max-flow: {n + 1} of {len(srcs)} input tokens")
+            tick = time.monotonic()
     return out
 
 
@@ -232,6 +247,7 @@ class FlowGraph(Result):
     node_share: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [L+1, T] b_l
     relay: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [L+1, T]
     edges: list = field(default_factory=list)  # (layer_from, src, dst, weight), strongest cross-token first
+    n_cross_edges: int = 0  # cross-token edges carrying flow (> 0), of which ``edges`` holds the strongest
     entropy: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [L] bits, mean over heads and queries
     entropy_query: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [L] bits, the output's row
     entropy_per_head: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [L, H]
@@ -250,11 +266,13 @@ class FlowGraph(Result):
         }
 
 
-def _top_edges(e: np.ndarray, n: int) -> list:
-    """The ``n`` strongest cross-token edges (a token's edge to itself is the residual path: not drawn)."""
+def _top_edges(e: np.ndarray, n: int) -> tuple[list, int]:
+    """The ``n`` strongest cross-token edges (a token's edge to itself is the residual path: not drawn), and
+    how many cross-token edges carry flow at all."""
     e = e * (1.0 - np.eye(e.shape[-1]))[None]
     flat = e.reshape(-1)
-    n = min(n, int((flat > 0).sum()))
+    total = int((flat > 0).sum())
+    n = min(n, total)
     idx = np.argpartition(-flat, n - 1)[:n] if n < flat.size else np.arange(flat.size)
     idx = idx[np.argsort(-flat[idx])]
     L, T, _ = e.shape
@@ -262,11 +280,14 @@ def _top_edges(e: np.ndarray, n: int) -> list:
     return [
         (int(lay), int(src), int(dst), float(w))
         for lay, dst, src, w in zip(layer, i, j, flat[idx], strict=True)
-    ]
+    ], total
 
 
-def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, seed_fp, n_relays=10):
+def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, seed_fp, n_relays=10,
+           progress=None):  # fmt: skip
     sw = Stopwatch()
+    say = progress or (lambda frac, desc: None)
+    say(0.0, "rollout")
     with sw("rollout"):
         a4 = np.asarray(attn, dtype=np.float64)
         a_hat = augment(a4, residual)
@@ -282,14 +303,17 @@ def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, 
         relay[L] = 0.0
         if np.ndim(output) == 0:  # the output token's own column is its residual path, not a relay
             relay[:, int(output)] = 0.0
+    say(0.1, method)
     with sw(method):
         imp = importance_fn(a4, r)
+    say(0.9, "attention entropy")
     with sw("entropy"):
         ent = attention_entropy(
             a4 if a4.ndim == 4 else a4[:, None], query=output if np.ndim(output) == 0 else w
         )
+    say(0.95, "strongest edges")
     with sw("edges"):
-        edges = _top_edges(e, top_edges)
+        edges, n_cross = _top_edges(e, top_edges)
         flat = np.argsort(-relay.reshape(-1))[:n_relays]
         relays = [
             {"layer": int(f // T), "token": int(f % T), "score": float(relay.reshape(-1)[f])} for f in flat
@@ -299,9 +323,16 @@ def _graph(attn, *, output, residual, top_edges, method, params, importance_fn, 
     return FlowGraph(
         provenance=Provenance(method=method, params=params, input_fingerprint=seed_fp, timings=sw.timings),
         method=method, n_layers=L, n_tokens=T, output=int(output) if np.ndim(output) == 0 else -1, importance=imp, node_share=b, relay=relay,
-        edges=edges, entropy=ent["mean"], entropy_query=ent["query"], entropy_per_head=ent["per_head"],
+        edges=edges, n_cross_edges=n_cross, entropy=ent["mean"], entropy_query=ent["query"], entropy_per_head=ent["per_head"],
         relays=relays,
     )  # fmt: skip
+
+
+def _within(progress, lo: float, hi: float):
+    """``progress`` rescaled so that 0..1 of a stage reads lo..hi of the whole job."""
+    if progress is None:
+        return None
+    return lambda frac, desc: progress(lo + (hi - lo) * frac, desc)
 
 
 def _jsonable_output(output):
@@ -318,10 +349,12 @@ def _jsonable_output(output):
     role="graph",
     facts={"short_name": "Rollout", "importance": "row of the cumulative rollout R_L"},
 )
-def run_rollout(attn, *, output: int = 0, residual: float = 0.5, top_edges: int = 300) -> FlowGraph:
+def run_rollout(
+    attn, *, output: int = 0, residual: float = 0.5, top_edges: int = 300, progress=None
+) -> FlowGraph:
     """Rollout graph from attentions [L, H, T, T] to token ``output``."""
     return _graph(
-        attn, output=output, residual=residual, top_edges=top_edges, method="attention-rollout",
+        attn, output=output, residual=residual, top_edges=top_edges, method="attention-rollout", progress=progress,
         params={"residual": residual, "top_edges": top_edges, "output": _jsonable_output(output)},
         importance_fn=lambda a, r: _target(output, r.shape[-1]) @ r[-1], seed_fp=fingerprint(np.asarray(attn, np.float32)),
     )  # fmt: skip
@@ -335,15 +368,21 @@ def run_rollout(attn, *, output: int = 0, residual: float = 0.5, top_edges: int 
     "(capacities = residual-augmented attention).",
     params=[RESIDUAL, TOP_K, TOP_EDGES],
     role="graph",
-    facts={"short_name": "Attention-flow", "importance": "max-flow value per input token"},
+    facts={
+        "short_name": "Attention-flow",
+        "importance": "max-flow value per input token",
+        "cost": "max-flow",
+    },
 )
 def run_attention_flow(
-    attn, *, output: int = 0, residual: float = 0.5, top_k: int = 16, top_edges: int = 300
+    attn, *, output: int = 0, residual: float = 0.5, top_k: int = 16, top_edges: int = 300, progress=None
 ) -> FlowGraph:
     """Attention-flow importances (max-flow per input token); the drawn edges are the rollout's edge flows."""
     return _graph(
         attn, output=output, residual=residual, top_edges=top_edges, method="attention-flow",
         params={"residual": residual, "top_k": top_k, "top_edges": top_edges, "output": _jsonable_output(output)},
-        importance_fn=lambda a, r: attention_flow(a, output=output, residual=residual, top_k=top_k),
+        importance_fn=lambda a, r: attention_flow(a, output=output, residual=residual, top_k=top_k,
+                                                  progress=_within(progress, 0.1, 0.9)),
+        progress=progress,
         seed_fp=fingerprint(np.asarray(attn, np.float32)),
     )  # fmt: skip

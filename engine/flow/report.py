@@ -33,6 +33,7 @@ class FlowReport(Result):
         default_factory=list
     )  # {"id": "L<layer>:T<token>", layer, token, label, kind, share, ...}
     edges: list = field(default_factory=list)  # {"source", "target", "weight"}, strongest first
+    n_cross_edges: int = 0  # cross-token edges carrying flow; ``edges`` holds the strongest of them
     entropy: list = field(default_factory=list)  # [L] bits, mean over heads and queries
     entropy_output: list = field(default_factory=list)  # [L] bits, the output's row
     top_inputs: list = field(default_factory=list)  # the 20 most important input tokens
@@ -86,7 +87,7 @@ def flow_report(res: FlowGraph, *, notices: list[str] | tuple[str, ...] = ()) ->
         model=x["model"], model_kind=x["model_kind"], method=res.method, params=res.provenance.params,
         n_layers=res.n_layers, n_tokens=res.n_tokens, grid=x["grid"],
         output_token={"index": res.output, "label": x["output_label"]}, target=x["target"],
-        question=x["question"], answer=x["answer"], nodes=nodes, edges=edges,
+        question=x["question"], answer=x["answer"], nodes=nodes, edges=edges, n_cross_edges=res.n_cross_edges,
         entropy=[float(v) for v in res.entropy], entropy_output=[float(v) for v in res.entropy_query],
         top_inputs=[{"token": int(t), "label": labels[t], "importance": float(res.importance[t])} for t in order],
         relays=[dict(r, label=labels[r["token"]]) for r in res.relays],

@@ -8,14 +8,27 @@
 The model's forward pass (:func:`attend`) is cached by (image, model, question), so every method, and every
 comparison (:mod:`engine.flow.compare`), reads one forward pass; the graphs are cached by (image, model, method,
 parameters, question, target). Both caches live in memory (:class:`engine.cache.ResultCache`).
+
+Serving (a shared server): on a cache miss, :func:`estimate` sizes the job from the model's shape before any
+forward pass (layers x heads x tokens^2 x 4 bytes of attentions, and the float64 copies the graph makes), the
+memory estimate is checked (:func:`engine.admission.check_memory`), and a job over :data:`HEAVY_S` seconds (hub
+models, exact max-flow, long sequences) runs in a heavy slot (:func:`engine.admission.heavy_slot`), one slot per
+request however many graphs a comparison computes. ``progress(frac, desc)`` is called per layer of the forward
+pass and about every half second of max-flow, so a Stop (or the time limit) ends the job within a second or so.
+Nothing here mutates a shared model: the forward runs under ``no_grad``, and the per-layer progress hooks only
+act in the thread that installed them and are removed in ``finally``.
 """
 
 from __future__ import annotations
 
+import inspect
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.admission import check_memory, fmt_bytes, heavy_slot
 from engine.cache import ResultCache
 from engine.flow.graph import FLOW_PARAMS, FlowGraph
 from engine.registry import InputError, Param, get
@@ -23,8 +36,12 @@ from engine.results import Stopwatch, fingerprint
 
 __all__ = [
     "DEFAULT_QUESTION",
+    "HEAVY_S",
     "TARGET",
     "Attention",
+    "FlowCost",
+    "admitted",
+    "estimate",
     "attend",
     "clear_caches",
     "flow_for_image",
@@ -38,6 +55,14 @@ TARGET = Param("target", "output", choices=("output", "patches"), label="Trace t
                "image tokens")  # fmt: skip
 _FORWARD = ResultCache("flow-forward", maxsize=4)  # attentions of one forward pass: the heavy part
 _GRAPHS = ResultCache("flow-graph", maxsize=16)
+HEAVY_S = 3.0  # a job estimated to run longer takes a heavy slot; shorter ones (the scene models) run at once
+
+# Seconds per unit of work on a laptop-class CPU core, measured on the scene ViT (8 layers, 197 tokens): the
+# rollout and entropy take ~0.15 s for L * T^3 = 61 M, exact max-flow ~12 s for T * L * T * T = 61 M.
+_S_PER_ROLLOUT = 2.5e-9
+_S_PER_MAXFLOW = 2.2e-7
+_S_PER_FORWARD = 2e-9  # per layer x token x width^2 multiply-add of a transformer forward, roughly
+_BUILTIN_FORWARD_S = 1.5  # the scene models' forward pass, measured (load excluded)
 
 
 def clear_caches() -> None:
@@ -53,6 +78,131 @@ def method_params(method: str, values: dict | None = None) -> dict:
     FLOW_PARAMS.validate(values, only=[])  # names outside the family's table are an error; ranges: below
     own = {p.name for p in m.params}
     return m.validate({k: v for k, v in (values or {}).items() if k in own})
+
+
+@dataclass(frozen=True)
+class FlowCost:
+    """What one flow job will take, known before its forward pass: its shape, memory and seconds."""
+
+    n_layers: int
+    n_heads: int
+    n_tokens: int
+    attention_bytes: int  # L x H x T^2 x 4 (float32 attentions of every layer)
+    peak_bytes: int  # attentions + the graph's float64 head-averaged copies and rollout
+    forward_s: float  # 0 when the forward pass is cached
+    graph_s: float  # every requested method's graph together
+    what: str
+
+    @property
+    def seconds(self) -> float:
+        return self.forward_s + self.graph_s
+
+    @property
+    def heavy(self) -> bool:
+        return self.seconds > HEAVY_S
+
+    def describe(self) -> str:
+        return (f"{self.what} ({self.n_layers} layers x {self.n_heads} heads x {self.n_tokens} tokens: "
+                f"{fmt_bytes(self.attention_bytes)} of attentions, about {self.seconds:.0f} s)")  # fmt: skip
+
+
+def _graph_seconds(method: str, values: dict, L: int, T: int) -> float:
+    s = _S_PER_ROLLOUT * L * T**3
+    if get(method, family="flow").fact("cost") == "max-flow":
+        k = values.get("top_k") or T
+        s += _S_PER_MAXFLOW * T * L * T * min(int(k) + 1, T)
+    return s
+
+
+def _shape(model_name: str, question: str | None, allow_network) -> tuple[int, int, int, float]:
+    """(layers, heads, tokens, forward seconds) of ``model_name`` on one image, from the loaded model's config."""
+    from engine.vision.loading import BUILTIN_VISION, VisionLanguageModel, load_vision
+
+    model = load_vision(model_name, allow_network=allow_network)  # cached, loaded once under a lock
+    if isinstance(model, VisionLanguageModel):
+        enc = model.encoder
+        pre, post = model.prompt_ids((question or DEFAULT_QUESTION).strip())  # checks the question's words
+        n_img = enc.n_patches + (0 if model.drop_cls else enc.n_prefix)
+        L, H, T = int(model.n_layers), int(model.n_heads), len(pre) + n_img + len(post)
+        width = int(getattr(getattr(model.lm, "config", None), "hidden_size", 0) or 1024)
+    else:
+        enc = model
+        L, H, T = int(enc.n_layers), int(enc.n_heads), enc.n_prefix + enc.n_patches
+        width = int(getattr(getattr(enc.model, "config", None), "hidden_size", 0) or 768)
+    vis_tokens = enc.n_prefix + enc.n_patches
+    forward_s = _S_PER_FORWARD * (L * T + enc.n_layers * vis_tokens) * width * width * 12
+    if model_name in BUILTIN_VISION:
+        forward_s = min(forward_s, _BUILTIN_FORWARD_S)
+    return L, H, T, forward_s
+
+
+def estimate(image, *, model: str = "scene-vit", methods=("attention-rollout",), params: dict | None = None,
+             question: str | None = None, allow_network: bool | None = None) -> FlowCost:  # fmt: skip
+    """The cost of computing ``methods``' graphs of ``model`` on ``image`` (the forward pass counted only when it
+    is not cached). ``params``: the family's values (:data:`FLOW_PARAMS`). Loads the model (cached) to read its
+    shape; raises :class:`InputError` for a bad model, question or method."""
+    image = _check_image(image)
+    key = (image, model, question or "")
+    if key in _FORWARD:
+        att = attend(image, model=model, question=question, allow_network=allow_network)
+        L, H, T, _ = att.attn.shape
+        forward_s = 0.0
+    else:
+        L, H, T, forward_s = _shape(model, question, allow_network)
+    graph_s = sum(_graph_seconds(m, params or {}, L, T) for m in methods)
+    att_bytes = L * H * T * T * 4
+    # the graph holds a float64 copy of the attentions, its head mean, the rollout and the edge flows
+    peak = att_bytes * 3 + 3 * (L + 1) * T * T * 8
+    what = f"{', '.join(methods)} on {model}"
+    return FlowCost(L, H, T, att_bytes, peak, forward_s, graph_s, what)
+
+
+_ADMITTED = threading.local()  # set while this thread's job holds its admission (one slot per request)
+
+
+@contextmanager
+def admitted(cost: FlowCost, progress=None):
+    """Check ``cost``'s memory and, when it is heavy, hold a heavy slot for the body; a no-op inside another
+    admitted job of the same thread (a comparison's graphs share its slot)."""
+    if getattr(_ADMITTED, "held", False):
+        yield
+        return
+    check_memory(cost.peak_bytes, cost.describe())
+    slot = (
+        heavy_slot(f"flow: {cost.what}", expect_s=cost.seconds, progress=progress)
+        if cost.heavy
+        else nullcontext()
+    )
+    with slot:
+        _ADMITTED.held = True
+        try:
+            yield
+        finally:
+            _ADMITTED.held = False
+
+
+@contextmanager
+def _layer_progress(modules, progress, lo: float, hi: float, desc: str):
+    """Call ``progress`` after each module's forward, in this thread only (the model is shared between requests:
+    another thread's forward must not report here, or be stopped by this request's Stop)."""
+    if progress is None or not modules:
+        yield
+        return
+    me = threading.get_ident()
+    done = [0]
+    n = len(modules)
+
+    def hook(*_):
+        if threading.get_ident() == me:
+            done[0] += 1
+            progress(lo + (hi - lo) * min(done[0], n) / n, f"{desc}: layer {min(done[0], n)} of {n}")
+
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def token_labels(
@@ -102,15 +252,21 @@ def _check_image(image) -> np.ndarray:
 
 
 def attend(image: np.ndarray, *, model: str = "scene-vit", question: str | None = None,
-           allow_network: bool | None = None) -> Attention:  # fmt: skip
-    """The attentions of ``model`` on ``image`` (RGB uint8 [H, W, 3], resized to the model's input), cached."""
+           allow_network: bool | None = None, progress=None) -> Attention:  # fmt: skip
+    """The attentions of ``model`` on ``image`` (RGB uint8 [H, W, 3], resized to the model's input), cached.
+
+    On a miss the job is sized first (:func:`estimate`), then admitted (:func:`admitted`)."""
     image = _check_image(image)
-    return _FORWARD.get_or_compute(
-        (image, model, question or ""), lambda: _forward(image, model, question, allow_network)
-    )
+
+    def compute() -> Attention:
+        cost = estimate(image, model=model, methods=(), question=question, allow_network=allow_network)
+        with admitted(cost, progress):
+            return _forward(image, model, question, allow_network, progress)
+
+    return _FORWARD.get_or_compute((image, model, question or ""), compute)
 
 
-def _forward(image, model_name, question, allow_network) -> Attention:
+def _forward(image, model_name, question, allow_network, progress=None) -> Attention:
     import torch
 
     from engine.vision.images import resize_for
@@ -123,7 +279,8 @@ def _forward(image, model_name, question, allow_network) -> Attention:
     enc = model.encoder if is_vlm else model
     seen, notices = resize_for(image, enc.image_size)
     answer = ""
-    with sw("forward"), torch.no_grad():
+    layers = [*list(enc.layers or [])] + ([*list(model.lm_layers or [])] if is_vlm else [])
+    with sw("forward"), torch.no_grad(), _layer_progress(layers, progress, 0.0, 0.5, f"{model_name} forward"):
         pix = enc.preprocess(seen)
         if is_vlm:
             q = (question or DEFAULT_QUESTION).strip()
@@ -170,6 +327,7 @@ def flow_for_image(
     params: dict | None = None,
     target: str = "output",
     allow_network: bool | None = None,
+    progress=None,
 ) -> FlowGraph:
     """The flow graph of ``model`` on ``image`` (RGB uint8 [H, W, 3], any size: resized to the model's input).
 
@@ -179,26 +337,47 @@ def flow_for_image(
 
     Returns a :class:`FlowGraph` with ``extra`` holding token labels and kinds, the patch grid, the image span
     in the sequence, the model name, the (resized) image the model saw, and the VLM's answer.
+
+    ``progress(frac, desc)`` is called during the forward pass and the graph (it may raise to stop the job).
+    On a cache miss the job is sized and admitted (memory check; heavy slot when long) before it starts.
     """
     m = get(method, family="flow")
     values = m.validate(params or {})
     image = _check_image(image)
     target = TARGET.check(target)
     key = fingerprint(image, model, method, values, question or "", target)
-    return _GRAPHS.get_or_compute(
-        key, lambda: _graph(attend(image, model=model, question=question, allow_network=allow_network),
-                            m, values, target, key)
-    )  # fmt: skip
+
+    def compute() -> FlowGraph:
+        cost = estimate(image, model=model, methods=(method,), params=values, question=question,
+                        allow_network=allow_network)  # fmt: skip
+        with admitted(cost, progress):
+            att = attend(
+                image, model=model, question=question, allow_network=allow_network, progress=progress
+            )
+            return _graph(att, m, values, target, key, progress)
+
+    return _GRAPHS.get_or_compute(key, compute)
 
 
-def _graph(att: Attention, method, values: dict, target: str, key: str) -> FlowGraph:
+def _takes_progress(fn) -> bool:
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in ps)
+
+
+def _graph(att: Attention, method, values: dict, target: str, key: str, progress=None) -> FlowGraph:
     output, output_label = att.output, att.labels[att.output]
     if target == "patches":
         a, b = att.image_span
         output = np.zeros(att.attn.shape[-1])
         output[a:b] = 1.0
         output_label = "all image patches (mean)"
-    res = method(att.attn, output=output, **values)
+    extra = {}
+    if progress is not None and _takes_progress(method.fn):
+        extra["progress"] = lambda frac, desc: progress(0.5 + 0.5 * frac, desc)
+    res = method(att.attn, output=output, **values, **extra)
     res.provenance.timings = {**att.timings, **res.provenance.timings}
     res.provenance.input_fingerprint = key
     res.provenance.backend = att.backend
