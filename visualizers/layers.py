@@ -17,6 +17,8 @@ __all__ = [
     "caption_drop",
     "caption_curve",
     "drop_metrics_rows",
+    "heldout_text",
+    "CURVE_COLOURS",
 ]
 
 _KIND_LABEL = {"attn": "Attention", "mlp": "MLP", "block": "Block"}
@@ -102,20 +104,50 @@ def plot_head_similarity(scan) -> go.Figure:
     return fig.update_layout(margin={"l": 45, "r": 10, "t": 50, "b": 40})
 
 
+# One Okabe-Ito colour per curve entry: the scored methods solid, their random controls dashed in a colour of
+# their own (never a scored method's). Yellow (OKABE_ITO[3]) is kept for entries registered later: it is the
+# palette's weakest on white. The full-model reference is a dotted neutral grey.
+CURVE_COLOURS = {
+    "attn": OKABE_ITO[4], "mlp": OKABE_ITO[0], "block": OKABE_ITO[2], "joint": OKABE_ITO[6],
+    "random-attn": OKABE_ITO[5], "random-mlp": OKABE_ITO[1], "random-block": OKABE_ITO[7],
+}  # fmt: skip
+FULL_MODEL_GREY = "#777777"
+
+
+def _curve_colours(labels) -> dict[str, str]:
+    """Each label's colour: its own from :data:`CURVE_COLOURS`, else the first Okabe-Ito colour no other
+    curve of this figure uses (cycling only past eight curves)."""
+    out = {s: CURVE_COLOURS[s] for s in labels if s in CURVE_COLOURS}
+    spare = [c for c in (OKABE_ITO[3], *OKABE_ITO) if c not in out.values()]
+    for i, s in enumerate(s for s in labels if s not in out):
+        out[s] = spare[i] if i < len(spare) else OKABE_ITO[i % len(OKABE_ITO)]
+    return out
+
+
 def plot_drop_curve(curve) -> go.Figure:
+    """Held-out perplexity (log axis) against sublayers dropped, one curve per entry, the full model dotted."""
     fig = go.Figure()
-    colours = {"attn": OKABE_ITO[4], "mlp": OKABE_ITO[0], "block": OKABE_ITO[2], "joint": OKABE_ITO[6]}
-    for i, (s, values) in enumerate(curve.perplexity.items()):
+    colours = _curve_colours(list(curve.perplexity))
+    for s, values in curve.perplexity.items():
         random = s.startswith("random")
         fig.add_scatter(
             x=curve.counts, y=values, name=s, mode="lines+markers",
-            line={"dash": "dash" if random else "solid", "color": colours.get(s, OKABE_ITO[(5 + i) % 8])},
+            line={"dash": "dash" if random else "solid", "color": colours[s], "width": 2.5},
+            marker={"symbol": "circle-open" if random else "circle", "size": 8},
             hovertemplate="%{x} dropped<br>perplexity %{y:.2f}<extra>" + s + "</extra>",
         )  # fmt: skip
-    fig.add_hline(
-        y=curve.full_perplexity, line={"color": "#777", "dash": "dot"}, annotation_text="full model"
-    )
-    fig.update_yaxes(type="log", title="held-out perplexity (log)")
+    full = float(curve.full_perplexity)
+    fig.add_hline(y=full, line={"color": FULL_MODEL_GREY, "dash": "dot", "width": 2})
+    # Plotly places an annotation on a log axis at 10**y, and add_hline's own label passes the raw value
+    # (a label at 35.7 stretched the axis to 1e36): the label is added here in the axis' log units.
+    fig.add_annotation(
+        x=1, xref="paper", xanchor="right", y=float(np.log10(full)), yref="y", yanchor="bottom",
+        text=f"full model {full:.2f}", showarrow=False, font={"color": FULL_MODEL_GREY},
+    )  # fmt: skip
+    values = [v for vs in curve.perplexity.values() for v in vs if v and np.isfinite(v)] + [full]
+    lo, hi = np.log10(min(values)), np.log10(max(values))
+    pad = max(0.05, 0.08 * (hi - lo))
+    fig.update_yaxes(type="log", title="held-out perplexity (log)", range=[lo - pad, hi + pad])
     fig.update_xaxes(title="sublayers dropped", dtick=1 if len(curve.counts) < 12 else None)
     return base_layout(fig, title=f"Perplexity vs layers dropped — {curve.model}", height=420)
 
@@ -144,10 +176,23 @@ def caption_drop(ev) -> str:
     else:
         q = f"mean-pooled embedding cosine to the full model {ev.pruned['embedding_cosine']:.4f}"
         speed = ""
+    held = heldout_text(getattr(ev, "heldout", None))
+    on = f" {'Perplexity' if ev.metric == 'perplexity' else 'Embeddings'} on {held}." if held else ""
     return (
         f"Dropped {ev.plan['description']} ({ev.plan['strategy']}) from **{ev.model}**: {q}{speed}; "
         f"{ev.params_removed:,} parameters removed ({ev.params_removed / ev.full['params']:.1%}); "
-        f"KV cache {ev.kv_saving:.1%} smaller."
+        f"KV cache {ev.kv_saving:.1%} smaller." + on
+    )
+
+
+def heldout_text(heldout: dict | None) -> str:
+    """'4 windows × 256 tokens (1,024 tokens) of <source>', or '' when the result does not record it."""
+    if not heldout:
+        return ""
+    src = heldout.get("source") or "held-out text"
+    return (
+        f"{heldout['windows']} windows × {heldout['tokens_per_window']} tokens "
+        f"({heldout['tokens']:,} tokens) of {src}"
     )
 
 
@@ -155,9 +200,11 @@ def caption_curve(curve) -> str:
     last = curve.counts[-1]
     parts = [f"{s}: {v[-1]:.1f}" for s, v in curve.perplexity.items()]
     seeds = f" (random averaged over {len(curve.seeds)} seeds)" if len(curve.seeds) > 1 else ""
+    held = heldout_text(getattr(curve, "heldout", None))
+    on = f" Measured on {held}, the same windows as Apply drop." if held else ""
     return (
         f"Held-out perplexity of **{curve.model}** after dropping up to {last} sublayers, one-shot from one scan"
-        f"{seeds}. Full model {curve.full_perplexity:.2f}; at {last} dropped — " + ", ".join(parts) + "."
+        f"{seeds}. Full model {curve.full_perplexity:.2f}; at {last} dropped — " + ", ".join(parts) + "." + on
     )
 
 

@@ -10,8 +10,9 @@ import gradio as gr
 from app.controls import control, controls, method_dropdown, values
 from app.errors import user_errors
 from app.export import export
+from app.figures import fit
 from app.inputs import TEXT_SOURCES, resolve_text
-from app.progress import gradio_progress
+from app.progress import gradio_progress, stop_button, wire_stop
 from engine.layers.curve import CURVE, DEFAULT_CURVE, compare, curve_choices
 from engine.layers.pipeline import (
     APPLY,
@@ -49,6 +50,10 @@ _NO_SAMPLE = "(encoder: no generation)"
 
 
 def _request(model, allow_net, source, text, upload, samples, seq_len, head_layer) -> ScanRequest:
+    if source not in SOURCES:
+        raise InputError(f"unknown text source {source!r}; choose one of {list(SOURCES)}")
+    if not isinstance(model, str | None):
+        raise InputError(f"the model must be a name, got {type(model).__name__}")
     user_text = resolve_text(source, text, upload)
     checked = values(get("layer-similarity", family="layers"), SCAN_PARAMS, (samples, seq_len, head_layer))
     return ScanRequest(model=(model or "").strip(), text=user_text, allow_network=bool(allow_net), **checked)
@@ -74,18 +79,19 @@ def scan_handler(
     model, allow_net, source, text, upload, samples, seq_len, head_layer, progress=gr.Progress()
 ):
     req = _request(model, allow_net, source, text, upload, samples, seq_len, head_layer)
-    progress(0.0, desc=f"loading {req.model}")
-    loaded, _, scan = run_scan(req, progress=gradio_progress(progress))
+    watched = gradio_progress(progress)
+    watched(0.0, f"loading {req.model}")
+    loaded, _, scan = run_scan(req, progress=watched)
     files = export(scan, "layer_scan", csv={"layers": "layer_similarity.csv"}, prefix="layers")
     state = {"request": req.__dict__, "n_layers": scan.n_layers, "kind": loaded.kind}
     choices = list(range(scan.n_layers))
     default = default_plan(req)
     return (
         caption_scan(scan),
-        plot_sublayer_heatmap(scan),
-        plot_importance_bars(scan),
-        plot_hidden_similarity(scan),
-        plot_head_similarity(scan),
+        fit(plot_sublayer_heatmap(scan)),
+        fit(plot_importance_bars(scan)),
+        fit(plot_hidden_similarity(scan)),
+        fit(plot_head_similarity(scan)),
         gr.update(choices=choices, value=list(default.attn)),
         gr.update(choices=choices, value=[]),
         gr.update(choices=choices, value=[]),
@@ -105,8 +111,8 @@ def preselect_handler(state, method, n, iterative, seed, progress=gr.Progress())
 def apply_handler(state, attn, mlp, block, prompt, max_new_tokens, progress=gr.Progress()):
     req = _state_request(state)
     plan = manual_plan(attn, mlp, block)
-    progress(0.1, desc="evaluating full and dropped model")
-    ev = evaluate_plan(req, plan, {"prompt": prompt, "max_new_tokens": max_new_tokens})
+    settings = {"prompt": prompt, "max_new_tokens": max_new_tokens}
+    ev = evaluate_plan(req, plan, settings, progress=gradio_progress(progress))
     _, _, scan = run_scan(req)
     files = export(ev, "drop_eval", csv={"metrics": "drop_eval.csv"}, prefix="layers")
     return (
@@ -114,7 +120,7 @@ def apply_handler(state, attn, mlp, block, prompt, max_new_tokens, progress=gr.P
         drop_metrics_rows(ev),
         ev.full.get("sample", _NO_SAMPLE),
         ev.pruned.get("sample", _NO_SAMPLE),
-        plot_sublayer_heatmap(scan, dropped=ev.dropped),
+        fit(plot_sublayer_heatmap(scan, dropped=ev.dropped)),
         _files(files),
     )
 
@@ -125,12 +131,12 @@ def curve_handler(state, strategies, max_n, step, n_seeds, progress=gr.Progress(
     curve = compare(_state_request(state), strategies or [], settings, progress=gradio_progress(progress))
     fig = plot_drop_curve(curve)
     files = export(curve, "drop_curve", csv={"curve": "drop_curve.csv"}, figures={"drop_curve": fig})
-    return caption_curve(curve), fig, _files(files)
+    return caption_curve(curve), fit(fig), _files(files)
 
 
 @user_errors
 def heatmap_png_handler(state):
-    _, _, scan = run_scan(_state_request(state))
+    _, _, scan = run_scan(_state_request(state), progress=gradio_progress(None))
     figs = {"sublayer_similarity": plot_sublayer_heatmap(scan), "importance": plot_importance_bars(scan)}
     return export(None, "layers", figures=figs)
 
@@ -166,7 +172,9 @@ def build_tab() -> None:
             )
             scan_controls = controls(get("layer-similarity", family="layers"), only=SCAN_PARAMS)
             samples, seq_len, head_layer = (scan_controls[n] for n in SCAN_PARAMS)
-            compute = gr.Button("Compute", variant="primary")
+            with gr.Row():
+                compute = gr.Button("Compute", variant="primary")
+                compute_stop = stop_button()
         with gr.Column(scale=3):
             caption = gr.Markdown(elem_classes="caption")
             heat = gr.Plot(label="Sublayer similarity")
@@ -186,13 +194,17 @@ def build_tab() -> None:
             scored = get(DEFAULT_DROP, family="layers")
             n_drop, iterative = (control(scored.param(n)) for n in ("n", "iterative"))
             seed = control(get(scored.control, family="layers").param("seed"))  # its random control's seed
-            preselect = gr.Button("Preselect by ranking")
+            with gr.Row():
+                preselect = gr.Button("Preselect by ranking")
+                preselect_stop = stop_button()
             prompt, max_new = controls(APPLY).values()
         with gr.Column(scale=3):
             attn_sel = gr.CheckboxGroup([], label="Drop attention of layers")
             mlp_sel = gr.CheckboxGroup([], label="Drop MLP of layers")
             block_sel = gr.CheckboxGroup([], label="Drop whole block of layers")
-            apply = gr.Button("Apply drop", variant="primary")
+            with gr.Row():
+                apply = gr.Button("Apply drop", variant="primary")
+                apply_stop = stop_button()
             drop_caption = gr.Markdown(elem_classes="caption")
             table = gr.Dataframe(headers=["metric", "full", "dropped", "change"], interactive=False)
             with gr.Row():
@@ -207,26 +219,31 @@ def build_tab() -> None:
                 list(curve_choices()), value=list(DEFAULT_CURVE), label="Strategies"
             )
             max_n, step, n_seeds = controls(CURVE).values()
-            run_curve = gr.Button("Compare strategies", variant="primary")
+            with gr.Row():
+                run_curve = gr.Button("Compare strategies", variant="primary")
+                curve_stop = stop_button()
         with gr.Column(scale=3):
             curve_caption = gr.Markdown(elem_classes="caption")
             curve_plot = gr.Plot(label="Perplexity vs dropped")
             curve_files = gr.File(label="Curve (PNG, CSV, JSON)", file_count="multiple")
 
-    compute.click(
+    scan_ev = compute.click(
         scan_handler,
         [model, allow_net, source, text, upload, samples, seq_len, head_layer],
         [caption, heat, bars, hidden, heads, attn_sel, mlp_sel, block_sel, scan_files, state],
         api_name="layers_scan",
     )
     png_btn.click(heatmap_png_handler, [state], [png_files], api_name="layers_png")
-    preselect.click(preselect_handler, [state, method, n_drop, iterative, seed], [attn_sel, mlp_sel, block_sel],
-                    api_name="layers_preselect")  # fmt: skip
-    apply.click(
+    preselect_ev = preselect.click(preselect_handler, [state, method, n_drop, iterative, seed],
+                                   [attn_sel, mlp_sel, block_sel], api_name="layers_preselect")  # fmt: skip
+    apply_ev = apply.click(
         apply_handler,
         [state, attn_sel, mlp_sel, block_sel, prompt, max_new],
         [drop_caption, table, full_sample, drop_sample, heat, drop_files],
         api_name="layers_apply",
     )
-    run_curve.click(curve_handler, [state, strategies, max_n, step, n_seeds], [curve_caption, curve_plot, curve_files],
-                    api_name="layers_curve")  # fmt: skip
+    curve_ev = run_curve.click(curve_handler, [state, strategies, max_n, step, n_seeds],
+                               [curve_caption, curve_plot, curve_files], api_name="layers_curve")  # fmt: skip
+    for btn, ev in ((compute_stop, scan_ev), (preselect_stop, preselect_ev), (apply_stop, apply_ev),
+                    (curve_stop, curve_ev)):  # fmt: skip
+        wire_stop(btn, ev)

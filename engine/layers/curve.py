@@ -20,14 +20,15 @@ from typing import Any
 import torch
 
 from engine.cache import ResultCache
-from engine.layers.drop import DropPlan, drop_label, dropped, perplexity
-from engine.layers.pipeline import ScanRequest, heldout_windows, run_scan
+from engine.layers.cost import admitted, perplexity_bytes
+from engine.layers.drop import DropPlan, drop_label, dropped, heldout_info, perplexity
+from engine.layers.pipeline import ScanRequest, eval_windows, heldout_source, run_scan
 from engine.layers.scan import LayerScan
 from engine.models import LoadedModel
 from engine.registry import InputError, Param, Settings, by_family, get
 from engine.results import ComparisonResult, Provenance, Stopwatch, fingerprint, from_dict
 
-__all__ = ["DropCurve", "CURVE", "DEFAULT_CURVE", "curve_choices", "compare", "drop_curve"]
+__all__ = ["DropCurve", "CURVE", "DEFAULT_CURVE", "curve_choices", "compare", "drop_curve", "evaluations"]
 
 CURVE = Settings(
     "drop curve",
@@ -41,7 +42,6 @@ CURVE = Settings(
 
 DEFAULT_CURVE = ("attn", "mlp", "block", "random-attn")
 _FIRST_SEED = 42  # seeds are 42, 43, ... (the random-drop default first)
-_CURVE_WINDOWS = 4  # held-out windows the curve is measured on (a curve runs many evaluations)
 
 
 def curve_choices() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -63,6 +63,7 @@ class DropCurve(ComparisonResult):
     dropped: dict[str, list[dict]] = field(default_factory=dict)  # label -> plan per count
     full_perplexity: float = 0.0
     seeds: list[int] = field(default_factory=list)
+    heldout: dict = field(default_factory=dict)  # the evaluation windows: windows, tokens_per_window, source
 
     def curve_rows(self) -> list[dict]:
         rows = []
@@ -83,13 +84,16 @@ def drop_curve(
     strategies: Sequence[str] = DEFAULT_CURVE,
     counts: Sequence[int] = (0, 2, 4, 6, 8),
     seeds: Sequence[int] = (_FIRST_SEED,),
+    heldout_source: str = "",
     progress: Callable[[float, str], None] | None = None,
 ) -> DropCurve:
     """Held-out perplexity after dropping ``n`` sublayers, for each entry (a :func:`curve_choices` label)
     and each ``n`` in ``counts``.
 
     Methods with a ``seed`` parameter (the random baselines) are averaged over ``seeds`` (perplexity of each
-    seed is kept in ``dropped``); the others are one-shot from ``scan``.
+    seed is kept in ``dropped``); the others are one-shot from ``scan``. ``progress`` moves layer by layer
+    through every evaluation; each drop is restored (and the model's lock released) before the next, and
+    when ``progress`` raises.
     """
     if loaded.kind != "causal":
         raise InputError("the perplexity curve needs a causal language model (this one is an encoder)")
@@ -101,12 +105,19 @@ def drop_curve(
     if counts and (counts[0] < 0 or counts[-1] > scan.n_layers):
         raise InputError(f"layer counts must be within 0..{scan.n_layers}")
     sw = Stopwatch()
+    total = evaluations(strategies, counts, len(seeds))
+    done = 0
+
+    def measure(desc: str) -> float:
+        nonlocal done
+        p = perplexity(loaded, heldout, progress=_stage(progress, done, total), desc=desc)
+        done += 1
+        return p
+
     with sw("full"):
-        full = perplexity(loaded, heldout)
+        full = measure(f"full model (evaluation 1 of {total})")
     out: dict[str, list[float]] = {}
     plans: dict[str, list[dict]] = {}
-    total = len(strategies) * len(counts)
-    done = 0
     for s in strategies:
         m = get(choices[s][0], family="layers")
         seeded = any(p.name == "seed" for p in m.params)
@@ -115,20 +126,17 @@ def drop_curve(
             if n == 0:
                 out[s].append(full)
                 plans[s].append({})
-            else:
-                ps = []
-                cands = [
-                    m(loaded, None, scan=scan, **m.validate({**choices[s][1], "n": n, **seed}))
-                    for seed in ([{"seed": sd} for sd in seeds] if seeded else [{}])
-                ]
-                for plan in cands:
-                    with sw(s), dropped(loaded.model, plan):
-                        ps.append(perplexity(loaded, heldout))
-                out[s].append(float(sum(ps) / len(ps)))
-                plans[s].append(_plan_dict(cands[0]) | ({"per_seed": ps} if len(ps) > 1 else {}))
-            done += 1
-            if progress is not None:
-                progress(done / total, f"{s}: {n} dropped")
+                continue
+            ps = []
+            cands = [
+                m(loaded, None, scan=scan, **m.validate({**choices[s][1], "n": n, **seed}))
+                for seed in ([{"seed": sd} for sd in seeds] if seeded else [{}])
+            ]
+            for plan in cands:
+                with sw(s), dropped(loaded.model, plan, progress=progress):
+                    ps.append(measure(f"{s}: {n} dropped (evaluation {done + 1} of {total})"))
+            out[s].append(float(sum(ps) / len(ps)))
+            plans[s].append(_plan_dict(cands[0]) | ({"per_seed": ps} if len(ps) > 1 else {}))
     prov = Provenance(
         method="drop-curve",
         params={"strategies": list(strategies), "counts": counts, "seeds": list(seeds)},
@@ -148,16 +156,37 @@ def drop_curve(
         dropped=plans,
         full_perplexity=full,
         seeds=list(seeds),
+        heldout=heldout_info(heldout, heldout_source),
     )
     curve.rows = curve.curve_rows()
     return curve
+
+
+def evaluations(strategies: Sequence[str], counts: Sequence[int], n_seeds: int) -> int:
+    """Perplexity passes a curve runs: the full model once, then each entry at each non-zero count (a seeded
+    entry once per seed)."""
+    choices = curve_choices()
+    nonzero = sum(1 for c in set(counts) if c > 0)
+    total = 1
+    for s in strategies:
+        seeded = s in choices and any(p.name == "seed" for p in get(choices[s][0], family="layers").params)
+        total += nonzero * (n_seeds if seeded else 1)
+    return total
+
+
+def _stage(progress, done: int, total: int):
+    """Progress of evaluation ``done`` (0-based) of ``total``, its own fraction mapped into its share."""
+    if progress is None:
+        return None
+    return lambda frac, desc: progress((done + frac) / total, desc)
 
 
 def _plan_dict(plan: DropPlan) -> dict:
     return {k: list(getattr(plan, k)) for k in ("attn", "mlp", "block") if getattr(plan, k)}
 
 
-_CURVES = ResultCache("layers-curve", version=1, maxsize=16, load=lambda d: from_dict(DropCurve, d))
+# version 2: the curve records its held-out windows (``heldout``) for the caption
+_CURVES = ResultCache("layers-curve", version=2, maxsize=16, load=lambda d: from_dict(DropCurve, d))
 
 
 def compare(
@@ -170,21 +199,36 @@ def compare(
     """The family's comparison: the drop curve of ``methods`` (:func:`curve_choices` labels) on the scan and
     held-out text of ``req``, with :data:`CURVE` settings (``max_n``, ``step``, ``seeds``).
 
-    Cached by input fingerprint (scan input, held-out windows, entries, settings) in memory and on disk.
+    Cached by input fingerprint (scan input, held-out windows, entries, settings) in memory and on disk. It
+    is measured on the same held-out windows as Apply (:func:`engine.layers.pipeline.eval_windows`); a curve
+    of more than a few evaluations runs in a heavy slot.
     """
     if not methods:
         raise InputError("pick at least one strategy to compare")
+    methods = list(methods)
+    choices = curve_choices()
+    bad = [m for m in methods if m not in choices]
+    if bad:
+        raise InputError(f"unknown strategies {bad}; choose from {list(choices)}")
     s = CURVE.validate(settings)
-    loaded, corpus, scan = run_scan(req)
+    loaded, corpus, scan = run_scan(req, progress=progress)
     if not s["step"] <= s["max_n"] <= scan.n_layers:
         raise InputError(f"need 1 <= step <= max dropped <= {scan.n_layers}")
-    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256), max_windows=_CURVE_WINDOWS)
+    heldout = eval_windows(loaded, corpus, req)
     counts = list(range(0, s["max_n"] + 1, s["step"]))
     seeds = [_FIRST_SEED + i for i in range(s["seeds"])]
-    key = (scan.provenance.input_fingerprint, loaded.name, heldout.numpy(), list(methods), counts, seeds)
-    return _CURVES.get_or_compute(
-        key,
-        lambda: drop_curve(
-            loaded, scan, heldout, strategies=methods, counts=counts, seeds=seeds, progress=progress
-        ),
-    )
+    key = (scan.provenance.input_fingerprint, loaded.name, heldout.numpy(), methods, counts, seeds)
+
+    def compute() -> DropCurve:
+        n, t = heldout.shape
+        total = evaluations(methods, counts, len(seeds))
+        what = f"a drop curve of {loaded.name} ({total} perplexity passes over {n} x {t} tokens)"
+        with admitted(
+            what, loaded, tokens=total * n * t, nbytes=perplexity_bytes(loaded, n, t), progress=progress
+        ):
+            return drop_curve(
+                loaded, scan, heldout, strategies=methods, counts=counts, seeds=seeds,
+                heldout_source=heldout_source(corpus), progress=progress,
+            )  # fmt: skip
+
+    return _CURVES.get_or_compute(key, compute)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from engine.layers.arch import decoder_layers, layout_of
+from engine.layers.guard import Ticker, ticking, using
 from engine.layers.scan import LLM_DROP_PAPER, LayerScan, scan_layers
 from engine.models import LoadedModel
 from engine.registry import InputError, Param, get, register
@@ -38,7 +39,7 @@ from engine.results import Provenance, Result, Stopwatch, fingerprint
 
 __all__ = [
     "DropPlan", "DropEval", "dropped", "plan_drop", "evaluate_drop", "perplexity", "drop_label", "KINDS",
-    "DEFAULT_PROMPT",
+    "DEFAULT_PROMPT", "heldout_info",
 ]  # fmt: skip
 
 KINDS = ("attn", "mlp", "block")
@@ -103,11 +104,20 @@ def _module_params(m: nn.Module) -> int:
 
 
 @contextmanager
-def dropped(model: nn.Module, plan: DropPlan) -> Iterator[dict]:
+def dropped(model: nn.Module, plan: DropPlan, *, progress: Callable[[float, str], None] | None = None
+            ) -> Iterator[dict]:  # fmt: skip
     """Swap the planned sublayers out for the duration of the block; always restores them.
 
-    Yields a dict with ``params_removed``.
+    The model's lock (:func:`engine.layers.guard.using`) is held from before the first swap until after the
+    last restore, so a concurrent request never sees a half-dropped model; ``progress`` is called while
+    waiting for it (a Stop ends the wait). Yields a dict with ``params_removed``.
     """
+    with using(model, progress), _swapped(model, plan) as info:
+        yield info
+
+
+@contextmanager
+def _swapped(model: nn.Module, plan: DropPlan) -> Iterator[dict]:
     layout = layout_of(model)
     layers = decoder_layers(model)
     n = len(layers)
@@ -209,10 +219,12 @@ def plan_drop(
             nxt = _one_shot(scan, strategy, 1, exclude=already)
             plan = DropPlan(**{strategy: tuple(sorted(already + tuple(nxt)))}, strategy=plan.strategy)
         if progress is not None:
-            progress((r + 1) / n, f"iterative drop: round {r + 1}/{n}")
+            progress(r / n, f"iterative drop: round {r + 1}/{n}")
         if r < n - 1:
-            with dropped(loaded.model, plan):
-                scan = scan_layers(loaded, windows)
+            with dropped(loaded.model, plan, progress=progress):
+                scan = scan_layers(loaded, windows, progress=_within(progress, r / n, (r + 1) / n))
+    if progress is not None:
+        progress(1.0, f"iterative drop: {n} rounds done")
     return plan
 
 
@@ -229,32 +241,58 @@ def _joint(scan: LayerScan, n: int, plan: DropPlan) -> DropPlan:
 # --------------------------------------------------------------------------------------------- evaluation
 
 
+def _within(progress: Callable[[float, str], None] | None, lo: float, hi: float):
+    """``progress`` with its fraction mapped from [0, 1] onto [lo, hi] (a stage of a longer job)."""
+    if progress is None:
+        return None
+    return lambda frac, desc: progress(lo + (hi - lo) * frac, desc)
+
+
+PERPLEXITY_BATCH_TOKENS = 4096  # tokens per forward pass of :func:`perplexity`
+
+
 @torch.inference_mode()
-def perplexity(loaded: LoadedModel, windows: torch.Tensor, *, batch_tokens: int = 4096) -> float:
-    """exp(mean next-token cross-entropy) over all windows (causal LMs)."""
+def perplexity(
+    loaded: LoadedModel,
+    windows: torch.Tensor,  # [N, T] token ids
+    *,
+    batch_tokens: int = PERPLEXITY_BATCH_TOKENS,
+    progress: Callable[[float, str], None] | None = None,
+    desc: str = "perplexity",
+) -> float:
+    """exp(mean next-token cross-entropy) over all windows (causal LMs).
+
+    Holds the model's lock; ``progress(frac, desc)`` moves with every decoder layer of every batch.
+    """
     model = loaded.model
     n, t = windows.shape
     per_batch = max(1, batch_tokens // t)
     total, count = 0.0, 0
-    for s in range(0, n, per_batch):
-        batch = windows[s : s + per_batch].to(loaded.device)
-        logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"
-        )
-        total += loss.item()
-        count += batch[:, 1:].numel()
+    ticker = Ticker(progress, 0.0, 1.0, -(-n // per_batch) * len(decoder_layers(model)), desc)
+    with using(model, progress), ticking(model, ticker):
+        for s in range(0, n, per_batch):
+            batch = windows[s : s + per_batch].to(loaded.device)
+            logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"
+            )
+            total += loss.item()
+            count += batch[:, 1:].numel()
     return float(np.exp(total / count))
 
 
 @torch.inference_mode()
-def _embeddings(loaded: LoadedModel, windows: torch.Tensor) -> torch.Tensor:
-    out = loaded.model(input_ids=windows.to(loaded.device)).last_hidden_state
+def _embeddings(loaded: LoadedModel, windows: torch.Tensor, progress=None, desc: str = "") -> torch.Tensor:
+    ticker = Ticker(progress, 0.0, 1.0, len(decoder_layers(loaded.model)), desc)
+    with using(loaded.model, progress), ticking(loaded.model, ticker):
+        out = loaded.model(input_ids=windows.to(loaded.device)).last_hidden_state
     return out.mean(dim=1).float()
 
 
 @torch.inference_mode()
-def _generate(loaded: LoadedModel, prompt: str, max_new_tokens: int) -> tuple[str, float, int]:
+def _generate(
+    loaded: LoadedModel, prompt: str, max_new_tokens: int, progress=None, desc: str = "generating"
+) -> tuple[str, float, int]:
     tok = loaded.tokenizer
     if getattr(tok, "chat_template", None):
         text = tok.apply_chat_template(
@@ -263,12 +301,14 @@ def _generate(loaded: LoadedModel, prompt: str, max_new_tokens: int) -> tuple[st
     else:
         text = prompt
     ids = tok(text, return_tensors="pt").to(loaded.device)
-    t0 = time.perf_counter()
-    out = loaded.model.generate(
-        **ids, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False,
-        pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    dt = time.perf_counter() - t0
+    ticker = Ticker(progress, 0.0, 1.0, max_new_tokens * len(decoder_layers(loaded.model)), desc)
+    with using(loaded.model, progress), ticking(loaded.model, ticker):
+        t0 = time.perf_counter()
+        out = loaded.model.generate(
+            **ids, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )  # fmt: skip
+        dt = time.perf_counter() - t0
     new = out[0, ids["input_ids"].shape[1] :]
     return tok.decode(new, skip_special_tokens=True), dt, int(new.numel())
 
@@ -284,6 +324,7 @@ class DropEval(Result):
     params_removed: int = 0
     kv_saving: float = 0.0  # fraction of KV-cache bytes saved
     prompt: str = ""
+    heldout: dict = field(default_factory=dict)  # the evaluation windows: windows, tokens_per_window, source
 
     def tables(self) -> dict[str, list[dict]]:
         keys = [k for k in self.full if k != "sample"]
@@ -306,39 +347,57 @@ def evaluate_drop(
     prompt: str = DEFAULT_PROMPT,
     max_new_tokens: int = 32,
     full_cache: dict | None = None,
+    heldout_source: str = "",
+    progress: Callable[[float, str], None] | None = None,
 ) -> DropEval:
     """Full model vs the model with ``plan`` dropped, on the same held-out windows and prompt.
 
-    ``full_cache`` (a dict the caller keeps) memoises the full model's numbers across calls.
+    ``full_cache`` (a dict the caller keeps) memoises the full model's numbers across calls;
+    ``heldout_source`` says where the windows come from (shown in captions). ``progress(frac, desc)`` moves
+    layer by layer through every stage; when it raises (Stop, time limit) the model is restored and its lock
+    released before the exception leaves.
     """
     n_layers = len(decoder_layers(loaded.model))
     sw = Stopwatch()
     causal = loaded.kind == "causal"
     total_params = sum(p.numel() for p in loaded.model.parameters())
+    key = fingerprint(loaded.name, heldout.numpy(), prompt, max_new_tokens)
+    have_full = full_cache is not None and key in full_cache
+    # progress ranges of the stages: (quality, generation) for the full model (unless memoised), then dropped
+    stages = [0.0, 0.3, 0.5, 0.8, 1.0] if not have_full else [0.0, 0.0, 0.0, 0.6, 1.0]
+    if not causal:
+        stages = [0.0, 0.5, 0.5, 1.0, 1.0] if not have_full else [0.0, 0.0, 0.0, 1.0, 1.0]
 
-    def measure(tag: str) -> dict:
+    def measure(tag: str, lo: float, mid: float, hi: float) -> dict:
         out: dict = {}
+        what = (
+            f"{tag} model: {'perplexity' if causal else 'embeddings'} on {heldout.shape[0]} held-out windows"
+        )
         with sw(f"quality_{tag}"):
             if causal:
-                out["perplexity"] = perplexity(loaded, heldout)
+                out["perplexity"] = perplexity(
+                    loaded, heldout, progress=_within(progress, lo, mid), desc=what
+                )
             else:
-                out["_emb"] = _embeddings(loaded, heldout)
+                out["_emb"] = _embeddings(loaded, heldout, _within(progress, lo, mid), what)
         if causal:
             with sw(f"generate_{tag}"):
-                text, dt, k = _generate(loaded, prompt, max_new_tokens)
+                text, dt, k = _generate(
+                    loaded, prompt, max_new_tokens, _within(progress, mid, hi),
+                    f"{tag} model: generating {max_new_tokens} tokens",
+                )  # fmt: skip
             out["tokens_per_s"] = k / dt if dt > 0 else float("nan")
             out["sample"] = text
         return out
 
-    key = fingerprint(loaded.name, heldout.numpy(), prompt, max_new_tokens)
-    if full_cache is not None and key in full_cache:
+    if have_full:
         full = dict(full_cache[key])
     else:
-        full = measure("full")
+        full = measure("full", *stages[:3])
         if full_cache is not None:
             full_cache[key] = dict(full)
-    with dropped(loaded.model, plan) as info:
-        pruned = measure("dropped")
+    with dropped(loaded.model, plan, progress=progress) as info:
+        pruned = measure("dropped", *stages[2:])
     attn_gone = len(set(plan.attn) | set(plan.block))
     full["params"] = total_params
     pruned["params"] = total_params - info["params_removed"]
@@ -368,7 +427,14 @@ def evaluate_drop(
         params_removed=info["params_removed"],
         kv_saving=attn_gone / n_layers,
         prompt=prompt,
+        heldout=heldout_info(heldout, heldout_source),
     )
+
+
+def heldout_info(heldout: torch.Tensor, source: str = "") -> dict:
+    """What captions say about the evaluation windows ``[N, T]``: how many, how long, from where."""
+    n, t = heldout.shape
+    return {"windows": int(n), "tokens_per_window": int(t), "tokens": int(n * t), "source": source}
 
 
 # ------------------------------------------------------------------------------------------- registration

@@ -8,6 +8,11 @@ request (or the default example after a restart) answers at once.
 - :func:`drop_plan`: the plan of a registered drop method (the registry is the dispatch), from that scan.
 - :func:`manual_plan`: the plan a user ticked by hand.
 - :func:`evaluate_plan`: full vs dropped model on held-out windows, with :data:`APPLY` settings.
+- :func:`eval_windows`: the held-out windows both Apply and the drop curve measure on (the same ones, so the
+  full model's perplexity is one number in both places).
+
+Work over the default small sizes runs in a heavy slot and is refused up front when its memory estimate is
+over what the server can give (:mod:`engine.layers.cost`); cached results answer without either.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from engine.cache import MemoryCache, disk_get, disk_put
 from engine.config import LIMITS
 from engine.corpus import Corpus, default_corpus, token_windows, user_corpus
+from engine.layers.cost import admitted, perplexity_bytes, scan_bytes
 from engine.layers.drop import DEFAULT_PROMPT, DropEval, DropPlan, evaluate_drop
 from engine.layers.scan import LayerScan, scan_from_dict, scan_layers
 from engine.models import LoadedModel, load_model
@@ -28,11 +34,14 @@ from engine.results import fingerprint
 
 __all__ = [
     "ScanRequest", "APPLY", "DEFAULT_DROP", "corpus_for", "run_scan", "heldout_windows", "calibration_windows",
-    "drop_plan", "default_plan", "manual_plan", "evaluate_plan",
+    "drop_plan", "default_plan", "manual_plan", "evaluate_plan", "eval_windows", "heldout_source",
+    "EVAL_WINDOWS", "EVAL_SEQ_LEN",
 ]  # fmt: skip
 
 DEFAULT_DROP = "attn-drop"  # the ranking the scan preselects with (the paper's headline method)
 MAX_PROMPT_CHARS = 2000
+EVAL_WINDOWS = 4  # held-out windows of every evaluation (Apply and each point of the drop curve)
+EVAL_SEQ_LEN = 256  # their length is the scan's sample length, at most this
 
 APPLY = Settings(
     "drop evaluation",
@@ -67,7 +76,7 @@ def calibration_windows(loaded: LoadedModel, corpus: Corpus, samples: int, seq_l
 
 
 def heldout_windows(
-    loaded: LoadedModel, corpus: Corpus, seq_len: int, *, max_windows: int = 8
+    loaded: LoadedModel, corpus: Corpus, seq_len: int, *, max_windows: int = EVAL_WINDOWS
 ) -> torch.Tensor:
     """As many held-out windows of ``seq_len`` tokens as the text holds, capped by ``LIMITS.max_eval_tokens``."""
     ids = loaded.tokenizer(corpus.heldout[: LIMITS.max_eval_tokens * 8], add_special_tokens=False)[
@@ -84,9 +93,21 @@ def heldout_windows(
     return token_windows(loaded.tokenizer, corpus.heldout, n, seq_len)
 
 
+def eval_windows(loaded: LoadedModel, corpus: Corpus, req: ScanRequest) -> torch.Tensor:
+    """The held-out windows every evaluation of ``req`` uses: :data:`EVAL_WINDOWS` windows of the scan's
+    sample length (at most :data:`EVAL_SEQ_LEN`) from the held-out part of the text."""
+    return heldout_windows(loaded, corpus, min(req.seq_len, EVAL_SEQ_LEN), max_windows=EVAL_WINDOWS)
+
+
+def heldout_source(corpus: Corpus) -> str:
+    """Where the evaluation windows come from, for captions."""
+    return f"the held-out part of {corpus.source} (paragraphs the scan never saw)"
+
+
 def run_scan(
     req: ScanRequest, *, progress: Callable[[float, str], None] | None = None
 ) -> tuple[LoadedModel, Corpus, LayerScan]:
+    """The scan of ``req``: from memory, from disk, or computed (in a heavy slot when over the small sizes)."""
     loaded = load_model(req.model, allow_network=req.allow_network)
     corpus = corpus_for(req.text)
     key = fingerprint("scan-v1", loaded.name, corpus.calibration, req.samples, req.seq_len, req.head_layer)
@@ -96,9 +117,12 @@ def run_scan(
         if cached is not None:
             return scan_from_dict(cached)
         windows = calibration_windows(loaded, corpus, req.samples, req.seq_len)
-        scan = scan_layers(
-            loaded, windows, head_layer=req.head_layer, text_source=corpus.source, progress=progress
-        )
+        what = f"a layer scan of {loaded.name} ({req.samples} x {req.seq_len} tokens)"
+        nbytes = scan_bytes(loaded, req.samples, req.seq_len)
+        with admitted(what, loaded, tokens=windows.numel(), nbytes=nbytes, progress=progress):
+            scan = scan_layers(
+                loaded, windows, head_layer=req.head_layer, text_source=corpus.source, progress=progress
+            )
         disk_put("layers", key, scan.to_dict())
         return scan
 
@@ -127,11 +151,15 @@ def drop_plan(
         raise InputError(f"{method!r} is a {m.role} method, not a drop method")
     own = {p.name for p in m.params}
     params = m.validate({k: v for k, v in (values or {}).items() if k in own})
-    loaded, corpus, scan = run_scan(req)
-    windows = (
-        calibration_windows(loaded, corpus, req.samples, req.seq_len) if params.get("iterative") else None
-    )
-    return m(loaded, windows, scan=scan, progress=progress, **params)
+    loaded, corpus, scan = run_scan(req, progress=progress)
+    if not params.get("iterative"):
+        return m(loaded, None, scan=scan, progress=progress, **params)
+    windows = calibration_windows(loaded, corpus, req.samples, req.seq_len)
+    rounds = max(0, int(params.get("n", 1)) - 1)  # an iterative plan re-scans after every round but the last
+    what = f"an iterative {method} plan ({rounds} re-scans of {req.samples} x {req.seq_len} tokens)"
+    nbytes = scan_bytes(loaded, req.samples, req.seq_len)
+    with admitted(what, loaded, tokens=rounds * windows.numel(), nbytes=nbytes, progress=progress):
+        return m(loaded, windows, scan=scan, progress=progress, **params)
 
 
 def default_plan(req: ScanRequest) -> DropPlan:
@@ -154,15 +182,27 @@ def manual_plan(attn=(), mlp=(), block=()) -> DropPlan:
     return plan
 
 
-def evaluate_plan(req: ScanRequest, plan: DropPlan, settings: dict | None = None) -> DropEval:
-    """Full vs dropped model on the held-out windows of ``req``'s text, with :data:`APPLY` settings; the full
-    model's numbers are memoised across calls."""
+def evaluate_plan(
+    req: ScanRequest,
+    plan: DropPlan,
+    settings: dict | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> DropEval:
+    """Full vs dropped model on the held-out windows of ``req``'s text (:func:`eval_windows`), with
+    :data:`APPLY` settings; the full model's numbers are memoised across calls."""
     s = APPLY.validate(settings)
     prompt = (s["prompt"] or "").strip() or DEFAULT_PROMPT
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InputError(f"the prompt is over {MAX_PROMPT_CHARS:,} characters")
-    loaded, corpus, _ = run_scan(req)
-    heldout = heldout_windows(loaded, corpus, min(req.seq_len, 256))
-    return evaluate_drop(
-        loaded, plan, heldout, prompt=prompt, max_new_tokens=s["max_new_tokens"], full_cache=_FULL_EVAL
-    )
+    loaded, corpus, _ = run_scan(req, progress=progress)
+    heldout = eval_windows(loaded, corpus, req)
+    n, t = heldout.shape
+    gen_tokens = 2 * (s["max_new_tokens"] + len(prompt) // 3)  # two generations (prompt ~3 chars a token)
+    what = f"a drop evaluation of {loaded.name} ({n} x {t} held-out tokens, {s['max_new_tokens']} new tokens)"
+    nbytes = perplexity_bytes(loaded, n, t)
+    with admitted(what, loaded, tokens=2 * n * t + gen_tokens, nbytes=nbytes, progress=progress):
+        return evaluate_drop(
+            loaded, plan, heldout, prompt=prompt, max_new_tokens=s["max_new_tokens"], full_cache=_FULL_EVAL,
+            heldout_source=heldout_source(corpus), progress=progress,
+        )  # fmt: skip

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from engine.layers.arch import base_model, decoder_layers, first_tensor, layout_of
+from engine.layers.guard import Ticker, ticking, using
 from engine.models import LoadedModel
 from engine.registry import InputError, Paper, Param, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
@@ -264,7 +265,17 @@ def scan_layers(
     acc = _Accumulator(n_layers, loaded.n_heads)
     sw = Stopwatch()
     body = base_model(model)
-    with sw("forward"), torch.inference_mode(), hooks(model, acc, head_layer=head_layer, want_hidden=hidden):
+    # the model's lock is held for the whole scan: the hooks would also see another request's forward pass,
+    # and a concurrent drop must not change the layers under them; the ticker moves progress layer by layer
+    n_batches = -(-n // per_batch)
+    ticker = Ticker(progress, 0.0, 1.0, n_batches * n_layers, f"scanning {n} samples x {t} tokens")
+    with (
+        sw("forward"),
+        torch.inference_mode(),
+        using(model, progress),
+        hooks(model, acc, head_layer=head_layer, want_hidden=hidden),
+        ticking(model, ticker),
+    ):
         for start in range(0, n, per_batch):
             batch = windows[start : start + per_batch]
             body(input_ids=batch, use_cache=False)
