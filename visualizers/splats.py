@@ -17,7 +17,9 @@ __all__ = [
     "plot_gaussians",
     "plot_pareto",
     "plot_comparison",
+    "pareto_caption",
     "pareto_table",
+    "run_label",
     "caption",
     "metrics_rows",
     "labelled",
@@ -60,11 +62,15 @@ def plot_score_histogram(
             x=x, line_dash="dash", line_color="black", annotation_text="cut", annotation_position="top"
         )
     n_zero = int((s <= 0).sum())
-    base_layout(fig, title=f"{method}: score, {keep_mask.mean():.0%} kept", height=360)
+    base_layout(fig, title=f"{method}: score, {keep_mask.mean():.0%} kept", height=400)
     if n_zero:
-        fig.add_annotation(text=f"{n_zero:,} never seen (score 0): left edge", x=0.01, y=0.98, xref="paper",
-                           yref="paper", showarrow=False, xanchor="left", font={"size": 12})  # fmt: skip
-    fig.update_layout(barmode="overlay", xaxis_title="log10 score", yaxis_title="Gaussians")
+        fig.add_annotation(text=f"{n_zero:,} never seen (score 0):<br>the bar at the left edge", x=0.99, y=0.98,
+                           xref="paper", yref="paper", showarrow=False, xanchor="right", yanchor="top",
+                           align="right", font={"size": 12})  # fmt: skip
+    # the legend under the axis, left-aligned: beside the plot it was cut off in a narrow panel
+    fig.update_layout(barmode="overlay", xaxis_title="log10 score", yaxis_title="Gaussians",
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.22, "yanchor": "top"},
+                      margin={"l": 70, "r": 20, "t": 60, "b": 100})  # fmt: skip
     return fig
 
 
@@ -107,48 +113,107 @@ def plot_gaussians(
                                        name=f"{label} ({int(sel.sum()):,} drawn)",
                                        marker={"size": 2.2, "color": colour, "opacity": op}))  # fmt: skip
     base_layout(
-        fig,
-        title=title or f"{len(idx):,} of {n:,} Gaussian centres (sample, background left out)",
-        height=520,
+        fig, title=title or f"{len(idx):,} of {n:,} centres (a sample; background left out)", height=520
     )
+    # the legend in one row under the title, with legible markers (the 3D markers are 2 px)
     fig.update_layout(scene={"aspectmode": "data", "xaxis": {"visible": False}, "yaxis": {"visible": False},
-                             "zaxis": {"visible": False}}, margin={"l": 0, "r": 0, "t": 50, "b": 0})  # fmt: skip
+                             "zaxis": {"visible": False}, "camera": {"eye": {"x": 1.3, "y": 1.3, "z": 0.9}}},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                              "itemsizing": "constant"},
+                      margin={"l": 0, "r": 0, "t": 90, "b": 0})  # fmt: skip
     return fig
 
 
-def plot_pareto(rows: list[dict[str, Any]], *, x: str = "keep", title: str = "") -> go.Figure:
-    """PSNR against kept fraction (``x="keep"``) or bytes (``x="bytes"``), one line per method."""
+def plot_pareto(
+    rows: list[dict[str, Any]],
+    *,
+    x: str = "keep",
+    title: str = "",
+    label: str = "",
+    shipped: list[dict[str, Any]] | None = None,
+    shipped_label: str = "",
+) -> go.Figure:
+    """PSNR against kept fraction (``x="keep"``) or bytes (``x="bytes"``), one line per method.
+
+    ``shipped`` rows (the GPU run shipped with the demo scene) are drawn too, as dashed lines with open
+    markers in the same method colours, so a new run (solid, filled) is read against them; ``label`` and
+    ``shipped_label`` say where each run's numbers come from and head its group in the legend.
+    """
     fig = go.Figure()
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    for m in methods:
-        pts = sorted((r for r in rows if r["method"] == m), key=lambda r: r[x])
-        xs = [r[x] / (1e6 if x == "bytes" else 1) for r in pts]
-        fig.add_trace(go.Scatter(x=xs, y=[r["psnr"] for r in pts], mode="lines+markers", name=m,
-                                 line={"color": _METHOD_COLOURS.get(m, OKABE_ITO[6]), "width": 2.5},
-                                 marker={"size": 8}))  # fmt: skip
+    runs = [(shipped_label or "shipped run", shipped, "dash", "circle-open")] if shipped else []
+    if rows or not shipped:
+        runs.append((label, rows, "solid", "circle"))
+    shown: set[str] = set()
+    for _, run_rows, dash, symbol in runs:
+        for m in dict.fromkeys(r["method"] for r in run_rows):
+            pts = sorted((r for r in run_rows if r["method"] == m), key=lambda r: r[x])
+            xs = [r[x] / (1e6 if x == "bytes" else 1) for r in pts]
+            # one legend entry per method (its colour); a click hides the method in every run
+            fig.add_trace(go.Scatter(x=xs, y=[r["psnr"] for r in pts], mode="lines+markers", name=m,
+                                     legendgroup=m, showlegend=m not in shown,
+                                     line={"color": _METHOD_COLOURS.get(m, OKABE_ITO[6]), "width": 2.5,
+                                           "dash": dash},
+                                     marker={"size": 8, "symbol": symbol, "line": {"width": 2}}))  # fmt: skip
+            shown.add(m)
+    if shipped:  # a second legend, inside the empty lower right: which line style is which run
+        for name, _, dash, symbol in runs:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=name, legend="legend2",
+                                     line={"color": "#555555", "width": 2.5, "dash": dash},
+                                     marker={"size": 8, "symbol": symbol, "line": {"width": 2}}))  # fmt: skip
     base_layout(fig, title=title or "Quality vs size: every method on the same scene", width=600, height=480)
-    fig.update_layout(legend={"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 12}},
-                      margin={"b": 110})  # fmt: skip
+    # the method legend under the plot, so no entry is cut by the panel's edge
+    fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0, "yanchor": "top", "font": {"size": 12}},
+                      legend2={"x": 0.99, "xanchor": "right", "y": 0.02, "yanchor": "bottom", "font": {"size": 12},
+                               "bgcolor": "rgba(255,255,255,0.85)", "bordercolor": "#cccccc", "borderwidth": 1},
+                      margin={"l": 70, "r": 20, "t": 60, "b": 110})  # fmt: skip
     fig.update_layout(xaxis_title="kept fraction" if x == "keep" else "size (MB)", yaxis_title="PSNR (dB)")
     if x == "keep":
         fig.update_xaxes(tickformat=".0%")
     return fig
 
 
-def plot_comparison(res, *, x: str = "keep") -> go.Figure:
-    """:func:`plot_pareto` of a :class:`~engine.splats.compare.SplatComparison`, titled with what it shows."""
-    against = "ground truth" if res.reference == "ground truth" else "the unpruned render"
+def run_label(res) -> str:
+    """Where a :class:`~engine.splats.compare.SplatComparison`'s numbers come from, in a few words."""
     s = res.settings
-    title = (f"PSNR vs {'size' if x == 'bytes' else 'kept fraction'} on the {res.scene_name} ({against}, "
-             f"view {', '.join(res.views)}, {s.get('size')} px, {s.get('storage')})")  # fmt: skip
-    return plot_pareto(res.rows, x=x, title=title)
+    views = f"view {res.views[0]}" if len(res.views) == 1 else f"{len(res.views)} views"
+    backend = (res.backend or "cpu").split(" ")[0].upper()
+    return f"this run ({backend}: {views}, {s.get('size')} px, {s.get('storage')})"
 
 
-def pareto_table(rows: list[dict[str, Any]], *, sort: bool = False) -> list[list[Any]]:
-    """Rows (method, keep, count, bytes, psnr, ssim) of a comparison, rounded for display."""
+SHIPPED_LABEL = "shipped GPU run (12 views, 256 px, fp32)"
+
+
+def plot_comparison(res, *, x: str = "keep", shipped: list[dict[str, Any]] | None = None) -> go.Figure:
+    """:func:`plot_pareto` of a :class:`~engine.splats.compare.SplatComparison`, with the shipped GPU run of
+    the same scene drawn beside it when ``shipped`` is given."""
+    against = "ground truth" if res.reference == "ground truth" else "unpruned render"
+    what = "size" if x == "bytes" else "kept fraction"
+    return plot_pareto(res.rows, x=x, title=f"PSNR (vs {against}) by {what}, {res.scene_name}",
+                       label=run_label(res), shipped=shipped, shipped_label=SHIPPED_LABEL)  # fmt: skip
+
+
+def pareto_caption(res=None, *, shipped: bool = True) -> str:
+    """What the Pareto figure shows: which runs, on which views, at which resolution, against what."""
+    parts = []
+    if shipped:
+        parts.append("**Dashed lines, open markers**: the GPU run shipped with the demo scene (gsplat, all 12 "
+                     "held-out views at 256 px, fp32, PSNR against ground truth, no fine-tune).")  # fmt: skip
+    if res is not None:
+        against = "ground truth" if res.reference == "ground truth" else "the unpruned render"
+        parts.append(f"**Solid lines, filled markers**: this run on the {res.scene_name} ({res.backend or 'cpu'}, "
+                     f"view {', '.join(res.views)} at {res.settings.get('size')} px, stored as "
+                     f"{res.settings.get('storage')}, PSNR against {against}).")  # fmt: skip
+    else:
+        parts.append("**Solid lines, filled markers**: a run computed here by *Compute Pareto* (on the CPU: "
+                     "one view at 128 px; the small legend says which), drawn beside it.")  # fmt: skip
+    return " ".join(parts)
+
+
+def pareto_table(rows: list[dict[str, Any]], *, sort: bool = False, run: str = "") -> list[list[Any]]:
+    """Rows (run, method, keep, count, bytes, psnr, ssim) of a comparison, rounded for display."""
     rows = sorted(rows, key=lambda r: (r["method"], r["keep"])) if sort else rows
-    return [[r["method"], f"{r['keep']:.2f}", r["count"], r["bytes"], round(r["psnr"], 2), round(r["ssim"], 4)]
-            for r in rows]  # fmt: skip
+    return [[run, r["method"], f"{r['keep']:.2f}", r["count"], r["bytes"], round(r["psnr"], 2),
+             round(r["ssim"], 4)] for r in rows]  # fmt: skip
 
 
 def metrics_rows(rep) -> list[list[Any]]:
@@ -202,17 +267,28 @@ def before_after(rep) -> tuple[Image.Image, Image.Image]:
             labelled(rep.after, f"after: {rep.count_after:,}", right=True))  # fmt: skip
 
 
-def viewer_scene(scene):
+# Gradio's splat viewer (gsplat.js) ignores Model3D's camera_position: its orbit camera starts 5 units from the
+# origin with a fixed 1132 px focal length, so a 480 px high panel sees +-1.06 units vertically there.
+VIEWER_RADIUS = 0.9  # the viewer copy is scaled so 95% of its Gaussians lie within this radius: all in frame
+
+
+def viewer_scene(scene, *, radius: float = VIEWER_RADIUS):
     """The copy shown in the Model3D viewer: foreground only (background and floaters farther than 2.5 x the
-    median distance from the median left out), DC colour only, and turned from z-up into the y-down convention
-    splat viewers expect (a +90 degree turn about x). The download keeps the full pruned scene unchanged."""
+    median distance from the median left out), DC colour only, turned from z-up into the y-down convention
+    splat viewers expect (a +90 degree turn about x), centred and scaled uniformly so 95% of it lies within
+    ``radius`` of the orbit centre: the viewer opens on the whole scene, not a close-up. The download keeps
+    the full pruned scene unchanged."""
     from engine.splats.ply import GaussianScene
 
     centre = np.median(scene.means, axis=0)
     d = np.linalg.norm(scene.means - centre, axis=1)
-    s = scene.subset(d <= 2.5 * np.median(d)).with_sh_degree(0)
+    near = d <= 2.5 * np.median(d)
+    s = scene.subset(near).with_sh_degree(0)
+    extent = float(np.percentile(d[near], 95)) if near.any() else 1.0
+    k = np.float32(radius / extent) if extent > 0 else np.float32(1.0)
     R = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
     c, h = np.float32(np.sqrt(0.5)), np.float32(np.sqrt(0.5))
     w, x, y, z = s.quats.T
     quats = np.stack([c * w - h * x, c * x + h * w, c * y - h * z, c * z + h * y], axis=1)  # (c, h, 0, 0) * q
-    return GaussianScene((s.means - centre) @ R.T, quats, s.log_scales, s.opacity_logits, s.sh)
+    return GaussianScene(((s.means - centre) @ R.T) * k, quats, s.log_scales + np.log(k), s.opacity_logits,
+                         s.sh)  # fmt: skip

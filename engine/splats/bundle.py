@@ -9,6 +9,9 @@
   torch renderer on the CPU), cached by scene fingerprint.
 - :func:`at_size` re-aims a bundle's first evaluation views at another resolution, with the demo scene's
   ground truth ray-traced once per scene and cameras (cached), for comparisons at a lower resolution.
+- :func:`memory_estimate` is what loading, pruning and rendering a scene of N Gaussians needs; an upload's
+  header gives N before its body is read, and :func:`engine.admission.check_memory` refuses one that would
+  need more than the server can give.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.admission import check_memory
 from engine.cache import ResultCache
 from engine.config import LIMITS
 from engine.registry import InputError
 from engine.results import Provenance, fingerprint
 from engine.splats.cameras import Camera, load_cameras, orbit_cameras
 from engine.splats.importance import Importance, compute_importance
-from engine.splats.ply import GaussianScene, load_scene
+from engine.splats.ply import GaussianScene, SceneHeader, load_scene, read_header
 
 __all__ = [
     "DEMO_DIR",
@@ -35,6 +39,8 @@ __all__ = [
     "scene_importance",
     "at_size",
     "cameras_key",
+    "memory_estimate",
+    "check_scene_memory",
 ]
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "splats"
@@ -52,6 +58,32 @@ class SceneBundle:
     gts: list[np.ndarray] | None  # ground truth for eval_cams (uint8 [H, W, 3]) or None
     importance: Importance | None  # precomputed (demo scene)
     key: str  # fingerprint of the scene
+
+
+# Memory one pruning request holds, calibrated on the demo scene (59,497 Gaussians, SH degree 3, 256 px:
+# peak RSS rose by ~210 MB; this estimate says ~250 MB).
+SCENE_COPIES = 3  # the loaded scene, the pruned copy, and the activated tensors the renderer makes
+RENDER_BYTES_PER_GAUSSIAN = 1024  # projection temporaries (covariances, conics, colours) and tile pairs
+RENDER_FIXED_BYTES = 128 * 2**20  # the tile rasterizer's chunk buffers (6 float32 tensors of 2^22 elements)
+RENDER_BYTES_PER_PIXEL = 64  # per-tile colour / transmittance buffers and the output images
+
+
+def memory_estimate(count: int, sh_coeffs: int, *, file_bytes: int = 0, pixels: int = 256 * 256) -> int:
+    """Bytes that loading, pruning and rendering a scene of ``count`` Gaussians with ``sh_coeffs`` SH
+    coefficients per channel needs: the file, :data:`SCENE_COPIES` copies of every Gaussian's
+    4 x (11 + 3 K) bytes (position, rotation, scale, opacity, SH), the renderer's per-Gaussian temporaries
+    and tile pairs, its fixed chunk buffers, and per-pixel buffers of one ``pixels``-pixel view."""
+    per_gaussian = SCENE_COPIES * 4 * (11 + 3 * sh_coeffs) + RENDER_BYTES_PER_GAUSSIAN
+    return int(file_bytes + count * per_gaussian + RENDER_FIXED_BYTES + pixels * RENDER_BYTES_PER_PIXEL)
+
+
+def check_scene_memory(header: SceneHeader, *, file_bytes: int = 0, pixels: int = 256 * 256) -> int:
+    """Refuse (:class:`engine.admission.TooMuchMemory`, with the estimate in the message) a scene whose
+    :func:`memory_estimate` is more than the server can give one request now; return the estimate."""
+    need = memory_estimate(header.count, header.sh_coeffs, file_bytes=file_bytes, pixels=pixels)
+    check_memory(need, f"Pruning a scene of {header.count:,} Gaussians (SH degree "
+                       f"{round(header.sh_coeffs ** 0.5) - 1})")  # fmt: skip
+    return need
 
 
 def cameras_key(cams: list[Camera]) -> list:
@@ -98,6 +130,10 @@ def load_bundle(
             raise InputError(
                 f"{p.name} is {p.stat().st_size:,} bytes; the size cap is {LIMITS.max_upload_bytes:,}"
             )
+    # the header first: a scene over the cap or the memory budget is refused before its body is read
+    header = read_header(source, name=name, max_gaussians=LIMITS.max_gaussians)
+    file_bytes = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    check_scene_memory(header, file_bytes=file_bytes, pixels=size * size)
     scene = load_scene(source, name=name, max_gaussians=LIMITS.max_gaussians)
     train = orbit_cameras(scene.means, 16, width=128, height=128, elevation_deg=20)
     train += orbit_cameras(scene.means, 8, width=128, height=128, elevation_deg=45)
@@ -124,6 +160,8 @@ def upload_bundle(path: str | Path | None) -> SceneBundle:
         raise InputError(
             f"the file is {size / 1e6:.1f} MB; the upload cap is {LIMITS.max_upload_bytes / 1e6:.0f} MB"
         )
+    header = read_header(p, max_gaussians=LIMITS.max_gaussians)  # before the body is read
+    check_scene_memory(header, file_bytes=size)
     data = p.read_bytes()
     return _BUNDLES.get_or_compute(("upload", fingerprint(data)), lambda: load_bundle(data, name=p.name))
 

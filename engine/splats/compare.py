@@ -22,7 +22,7 @@ from engine.cache import ResultCache
 from engine.registry import InputError, Param, Settings, names
 from engine.results import ComparisonResult, Provenance, Stopwatch, from_dict
 from engine.splats.bundle import DEMO_DIR, SceneBundle, at_size, cameras_key
-from engine.splats.evaluate import measure, method_params
+from engine.splats.evaluate import measure, method_params, splat_work, work_slot
 from engine.splats.prune import check_params
 from engine.splats.storage import STORAGE_PARAM
 
@@ -90,9 +90,19 @@ def compare(
     for name in chosen:  # every kept fraction through every method's own check, before anything runs
         for k in checked["keeps"]:
             check_params(name, method_params(name, keep=k))
-    small = at_size(bundle, views=checked["views"], size=checked["size"])
-    key = (bundle.key, cameras_key(small.eval_cams), small.gts is not None, chosen, checked, backend)
-    return _comparisons.get_or_compute(key, lambda: _compare(small, chosen, checked, backend, progress))
+    cams = [c.resized(checked["size"], checked["size"]) for c in bundle.eval_cams[: checked["views"]]]
+    key = (bundle.key, cameras_key(cams), bool(bundle.gts), chosen, checked, backend)  # as at_size sets gts
+    cells = len(chosen) * len(checked["keeps"])
+
+    def compute() -> SplatComparison:  # only on a cache miss: a cached comparison takes no slot
+        small = at_size(bundle, views=checked["views"], size=checked["size"])
+        work = splat_work(small, renders_per_view=cells + 1, with_importance=True)
+        with work_slot("3D Gaussian comparison", work, progress):
+            if progress is not None and small.gts:
+                progress(0.0, "ground truth at the comparison's size")
+            return _compare(small, chosen, checked, backend, progress)
+
+    return _comparisons.get_or_compute(key, compute)
 
 
 def _compare(
@@ -101,13 +111,19 @@ def _compare(
     timings: dict[str, float] = {}
     watch = Stopwatch(timings)
     keeps, rows, rep = settings["keeps"], [], None
+    cells = len(chosen) * len(keeps)
     for i, name in enumerate(chosen):
         with watch(name):
             for j, k in enumerate(keeps):
+                cell = i * len(keeps) + j
+                step = None
                 if progress is not None:
-                    progress((i * len(keeps) + j) / (len(chosen) * len(keeps)), f"{name} keep {k:.0%}")
+                    label = f"{name} keep {k:.0%} ({cell + 1} of {cells})"
+                    progress(cell / cells, label)
+                    # every stage of the cell (importance, pruning, each view) moves the bar and can stop
+                    step = lambda f, d="", c=cell, lb=label: progress((c + f) / cells, f"{lb}: {d}")  # noqa: E731
                 rep = measure(bundle, name, method_params(name, keep=k), storage=settings["storage"],
-                              backend=backend)  # fmt: skip
+                              backend=backend, progress=step)  # fmt: skip
                 rows.append({"method": name, "keep": rep.count_after / rep.count_before, "count": rep.count_after,
                              "bytes": rep.bytes_after, "psnr": rep.psnr, "ssim": rep.ssim,
                              "keep_requested": k})  # fmt: skip

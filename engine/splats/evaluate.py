@@ -8,6 +8,11 @@
   that declares one) into one method's parameters.
 - :func:`write_pruned` writes the pruned scene (.ply or .splat) and records where in the report.
 
+Serving: a request whose work (:func:`splat_work`: Gaussians x rendered pixels) is above :data:`HEAVY_WORK`
+takes one of the server's heavy-job slots (:func:`engine.admission.heavy_slot`) after the cache missed, and
+every stage (importance, pruning, storage, each rendered view, the metrics) calls ``progress``, so the bar
+moves and a Stop or the time limit ends the job between two views.
+
 Scenes and cameras come from :mod:`engine.splats.bundle`; comparisons of many methods from
 :mod:`engine.splats.compare`.
 """
@@ -15,12 +20,14 @@ Scenes and cameras come from :mod:`engine.splats.bundle`; comparisons of many me
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.admission import heavy_slot
 from engine.cache import ResultCache
 from engine.registry import InputError
 from engine.results import Provenance, Result
@@ -31,7 +38,13 @@ from engine.splats.prune import PruneResult, check_params, prune, pruning_method
 from engine.splats.render import image_uint8, render
 from engine.splats.storage import STORAGE_PARAM, ply_size, store
 
-__all__ = ["PruneReport", "evaluate", "measure", "method_params", "write_pruned"]
+__all__ = ["PruneReport", "evaluate", "measure", "method_params", "write_pruned", "splat_work", "work_slot",
+           "HEAVY_WORK"]  # fmt: skip
+
+# Gaussians x rendered pixels above which a request is heavy work (about a second of the CPU renderer): the
+# demo scene's Apply (59,497 Gaussians x 8 views of 256 px, 3e10) is heavy, a 300-Gaussian upload's is not.
+HEAVY_WORK = 2e9
+WORK_PER_S = 3e9  # Gaussians x pixels per second of the CPU tile renderer, for the "try again in" estimate
 
 _REPORTS = ResultCache("splats-report", maxsize=8)  # memory only: a report holds the pruned scene
 _FULL_RENDERS = ResultCache("splats-full-render", maxsize=16)
@@ -92,9 +105,40 @@ class PruneReport(Result):
         return d
 
 
-def _full_renders(bundle: SceneBundle, backend: str):
+def _part(progress, lo: float, hi: float):
+    """``progress`` squeezed into [lo, hi] (a stage's own 0..1 as a share of the whole job)."""
+    return None if progress is None else (lambda frac, desc="": progress(lo + (hi - lo) * frac, desc))
+
+
+def _say(progress, frac: float, desc: str) -> None:
+    if progress is not None:
+        progress(frac, desc)
+
+
+def splat_work(bundle: SceneBundle, *, renders_per_view: int = 2, with_importance: bool = False) -> float:
+    """Gaussians x pixels rendered: each evaluation view ``renders_per_view`` times (unpruned and pruned), plus
+    one pass over every training view when importance must be computed."""
+    n = len(bundle.scene)
+    work = n * renders_per_view * sum(c.width * c.height for c in bundle.eval_cams)
+    if with_importance and bundle.importance is None:
+        work += n * sum(c.width * c.height for c in bundle.train_cams)
+    return float(work)
+
+
+def work_slot(what: str, work: float, progress=None):
+    """A heavy-job slot for work above :data:`HEAVY_WORK`, else nothing (small scenes run at once)."""
+    if work <= HEAVY_WORK:
+        return nullcontext()
+    return heavy_slot(what, expect_s=max(5.0, work / WORK_PER_S), progress=progress)
+
+
+def _full_renders(bundle: SceneBundle, backend: str, progress=None):
     def go():
-        outs = [render(bundle.scene, c, backend=backend) for c in bundle.eval_cams]
+        outs = []
+        for i, c in enumerate(bundle.eval_cams):
+            _say(progress, i / len(bundle.eval_cams), f"rendering the unpruned scene: view {i + 1} of "
+                                                      f"{len(bundle.eval_cams)}")  # fmt: skip
+            outs.append(render(bundle.scene, c, backend=backend))
         return [image_uint8(o) for o in outs], float(np.mean([o.ms for o in outs])), outs[0].backend
 
     return _FULL_RENDERS.get_or_compute((bundle.key, backend, cameras_key(bundle.eval_cams)), go)
@@ -134,10 +178,14 @@ def evaluate(
         raise InputError(f"view must be in 0..{len(bundle.eval_cams) - 1}, got {view}")
     key = (bundle.key, cameras_key(bundle.eval_cams), bundle.gts is not None, method, checked, storage, view,
            backend)  # fmt: skip
-    return _REPORTS.get_or_compute(
-        key, lambda: measure(bundle, method, checked, storage=storage, view=view, backend=backend,
-                             progress=progress)
-    )  # fmt: skip
+    work = splat_work(bundle, with_importance="importance" in pruning_method(method).needs)
+
+    def compute() -> PruneReport:  # only on a cache miss: a cached report takes no slot
+        with work_slot(f"3D Gaussian pruning ({method})", work, progress):
+            return measure(bundle, method, checked, storage=storage, view=view, backend=backend,
+                           progress=progress)  # fmt: skip
+
+    return _REPORTS.get_or_compute(key, compute)
 
 
 def measure(
@@ -153,15 +201,30 @@ def measure(
     """:func:`evaluate` without its cache (comparisons call this for each of their cells)."""
     t0 = time.perf_counter()
     needs_imp = "importance" in pruning_method(method).needs
-    imp = scene_importance(bundle, progress=progress) if needs_imp else None
+    lo = 0.3 if needs_imp and bundle.importance is None else 0.0  # the share of the job importance takes
+    if needs_imp:
+        _say(progress, 0.0, "importance over the training views")
+    imp = scene_importance(bundle, progress=_part(progress, 0.0, lo)) if needs_imp else None
     t_imp = time.perf_counter() - t0
+    _say(progress, lo, f"pruning with {method}")
     res = prune(bundle.scene, method, importance=imp, **params)
+    _say(progress, lo + 0.03, f"storing the pruned scene as {storage}")
     stored = store(res.scene, storage)
     pruned = stored.scene
     if len(pruned) == 0:
         raise InputError("nothing is left after pruning; raise keep")
-    full_imgs, full_ms, _ = _full_renders(bundle, backend)
-    outs = [render(pruned, c, backend=backend) for c in bundle.eval_cams]
+    mid = lo + 0.05 + (0.95 - lo - 0.05) * 0.6  # unpruned renders cost more than pruned ones
+    full_imgs, full_ms, _ = _full_renders(bundle, backend, progress=_part(progress, lo + 0.05, mid))
+    outs = []
+    n_views = len(bundle.eval_cams)
+    for i, c in enumerate(bundle.eval_cams):
+        _say(
+            progress,
+            mid + (0.95 - mid) * i / n_views,
+            f"rendering the pruned scene: view {i + 1} of {n_views}",
+        )
+        outs.append(render(pruned, c, backend=backend))
+    _say(progress, 0.95, "PSNR and SSIM")
     imgs = [image_uint8(o) for o in outs]
     rep = PruneReport(
         provenance=Provenance(

@@ -30,7 +30,10 @@ from engine.registry import InputError
 
 __all__ = [
     "SH_C0",
+    "HEADER_MAX_BYTES",
     "GaussianScene",
+    "SceneHeader",
+    "read_header",
     "read_ply",
     "write_ply",
     "ply_bytes",
@@ -42,6 +45,8 @@ __all__ = [
 ]
 
 SH_C0 = 0.28209479177387814  # Y_0^0, the constant SH basis function
+HEADER_MAX_BYTES = 65_536  # a 3DGS PLY header is ~1.5 KB; one that runs past this is refused unread
+SPLAT_RECORD = 32  # bytes per Gaussian in a .splat
 
 _PLY_TYPES = {
     "char": "i1",
@@ -225,8 +230,14 @@ def write_ply(scene: GaussianScene, path: str | os.PathLike) -> Path:
 
 
 def _parse_header(buf: bytes) -> tuple[list[tuple[str, int, list[tuple[str, str]]]], int, str]:
-    end = buf.find(b"end_header")
-    if not buf.startswith(b"ply") or end < 0:
+    if not buf:
+        raise InputError("the file is empty (0 bytes)")
+    end = buf.find(b"end_header", 0, HEADER_MAX_BYTES)
+    if not buf.startswith(b"ply"):
+        raise InputError("not a PLY file (no 'ply' magic / 'end_header')")
+    if end < 0:
+        if len(buf) > HEADER_MAX_BYTES:
+            raise InputError(f"PLY header has no 'end_header' in its first {HEADER_MAX_BYTES:,} bytes")
         raise InputError("not a PLY file (no 'ply' magic / 'end_header')")
     nl = buf.find(b"\n", end)
     if nl < 0:
@@ -248,11 +259,13 @@ def _parse_header(buf: bytes) -> tuple[list[tuple[str, int, list[tuple[str, str]
                 count = int(parts[2])
             except ValueError:
                 raise InputError(f"bad element count in PLY header: {line!r}") from None
+            if count < 0:
+                raise InputError(f"negative element count in PLY header: {line!r}")
             elements.append((parts[1], count, []))
         elif parts[0] == "property":
             if not elements:
                 raise InputError("PLY property before any element")
-            if parts[1] == "list":
+            if len(parts) > 1 and parts[1] == "list":
                 elements[-1][2].append((parts[-1], "list"))
             elif len(parts) == 3 and parts[1] in _PLY_TYPES:
                 elements[-1][2].append((parts[2], _PLY_TYPES[parts[1]]))
@@ -261,18 +274,28 @@ def _parse_header(buf: bytes) -> tuple[list[tuple[str, int, list[tuple[str, str]
     return elements, nl + 1, fmt
 
 
-def read_ply(source: str | os.PathLike | bytes, *, max_gaussians: int | None = None) -> GaussianScene:
-    """Read an INRIA-layout 3DGS PLY (any SH degree 0-3) from a path or bytes.
+@dataclass(frozen=True)
+class SceneHeader:
+    """What a scene file's header says, read without its body: enough to refuse a file over the cap or over
+    the memory budget before reading it whole."""
 
-    Raises
-    ------
-    InputError
-        For a file that is not a binary little-endian PLY, is truncated, lacks 3DGS properties (a plain point
-        cloud), has an f_rest count that is no SH degree, holds zero Gaussians or NaN/Inf attributes, or has
-        more than ``max_gaussians`` Gaussians.
-    """
-    buf = source if isinstance(source, bytes) else Path(source).read_bytes()
-    elements, offset, fmt = _parse_header(buf)
+    kind: str  # "ply" or "splat"
+    count: int  # Gaussians
+    sh_coeffs: int  # K = (degree + 1)^2 SH coefficients per colour channel
+    record_bytes: int  # bytes per Gaussian in the file
+    data_offset: int  # where the body starts
+    dtype: np.dtype | None = None  # the vertex record (PLY)
+    rest: tuple[str, ...] = ()  # the f_rest property names in order (PLY)
+    only_vertex: bool = True  # the vertex element is the file's only element (its size is then checkable)
+
+    @property
+    def body_bytes(self) -> int:
+        return self.count * self.record_bytes
+
+
+def _ply_layout(head: bytes, *, max_gaussians: int | None) -> SceneHeader:
+    """Check a PLY header (the first bytes of the file suffice) and describe its vertex layout."""
+    elements, offset, fmt = _parse_header(head)
     if fmt != "binary_little_endian":
         raise InputError(f"PLY format {fmt or '?'!r} is not supported; 3DGS scenes are binary_little_endian")
     if not elements or elements[0][0] != "vertex":
@@ -301,13 +324,80 @@ def read_ply(source: str | os.PathLike | bytes, *, max_gaussians: int | None = N
     if n == 0:
         raise InputError("the scene has zero Gaussians")
     if max_gaussians is not None and n > max_gaussians:
-        raise InputError(f"the scene has {n:,} Gaussians; the cap is {max_gaussians:,}")
+        raise InputError(f"the scene has {n:,} Gaussians (says its header); the cap is {max_gaussians:,}")
     dtype = np.dtype(list(props))
-    need = n * dtype.itemsize
-    if len(buf) - offset < need:
+    return SceneHeader("ply", n, k, dtype.itemsize, offset, dtype, tuple(rest), len(elements) == 1)
+
+
+def _check_body(h: SceneHeader, have: int) -> None:
+    """Refuse a body shorter than the header's count needs, or (when the vertex element is the only one)
+    holding whole records more than it says: a header that lies about its vertex count."""
+    need = h.body_bytes
+    if have < need:
         raise InputError(
-            f"PLY is truncated: {n:,} Gaussians need {need:,} bytes of data, the file holds {len(buf) - offset:,}"
+            f"PLY is truncated: {h.count:,} Gaussians need {need:,} bytes of data, the file holds {have:,}"
         )
+    if h.only_vertex and have - need >= h.record_bytes:
+        raise InputError(
+            f"the PLY header says {h.count:,} Gaussians, but the file holds data for {have // h.record_bytes:,}: "
+            "its vertex count is wrong"
+        )
+
+
+def read_header(source: str | os.PathLike | bytes, *, name: str = "", max_gaussians: int | None = None
+                ) -> SceneHeader:  # fmt: skip
+    """Read and check only the header of a ``.ply`` (its first :data:`HEADER_MAX_BYTES`) or the size of a
+    ``.splat`` (by extension, else by the PLY magic), so that a file over ``max_gaussians``, truncated, or
+    whose header lies about its size is refused before its body is read.
+
+    Raises
+    ------
+    InputError
+        Everything :func:`read_ply` / :func:`read_splat` would refuse that the header or the size shows.
+    """
+    if isinstance(source, bytes):
+        size, head = len(source), source[:HEADER_MAX_BYTES]
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"no such file: {path}")
+        name = name or path.name
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_MAX_BYTES)
+    if size == 0:
+        raise InputError(f"{name or 'the file'} is empty (0 bytes)")
+    if name.lower().endswith(".splat"):
+        if head.startswith(b"ply\n") and b"end_header" in head:
+            raise InputError(f"{name} is a PLY file named .splat; rename it to .ply")
+        if size % SPLAT_RECORD:
+            raise InputError(f".splat size {size} is not a multiple of {SPLAT_RECORD} bytes (truncated?)")
+        n = size // SPLAT_RECORD
+        if max_gaussians is not None and n > max_gaussians:
+            raise InputError(f"the scene has {n:,} Gaussians; the cap is {max_gaussians:,}")
+        return SceneHeader("splat", n, 1, SPLAT_RECORD, 0)
+    if not head.startswith(b"ply"):
+        raise InputError(f"{name or 'the file'} is not a PLY or .splat file")
+    h = _ply_layout(head, max_gaussians=max_gaussians)
+    _check_body(h, size - h.data_offset)
+    return h
+
+
+def read_ply(source: str | os.PathLike | bytes, *, max_gaussians: int | None = None) -> GaussianScene:
+    """Read an INRIA-layout 3DGS PLY (any SH degree 0-3) from a path or bytes.
+
+    Raises
+    ------
+    InputError
+        For a file that is not a binary little-endian PLY, is truncated, holds more records than its header
+        says, lacks 3DGS properties (a plain point cloud), has an f_rest count that is no SH degree, holds
+        zero Gaussians or NaN/Inf attributes, or has more than ``max_gaussians`` Gaussians.
+    """
+    buf = source if isinstance(source, bytes) else Path(source).read_bytes()
+    h = _ply_layout(buf, max_gaussians=max_gaussians)
+    _check_body(h, len(buf) - h.data_offset)
+    n, dtype, offset, rest, k = h.count, h.dtype, h.data_offset, list(h.rest), h.sh_coeffs
+    names = list(dtype.names)
     data = np.frombuffer(buf, dtype=dtype, count=n, offset=offset)
 
     def f32(*cols: str) -> np.ndarray:
@@ -356,10 +446,10 @@ def write_splat(scene: GaussianScene, path: str | os.PathLike | None = None) -> 
 def read_splat(source: str | os.PathLike | bytes, *, max_gaussians: int | None = None) -> GaussianScene:
     buf = source if isinstance(source, bytes) else Path(source).read_bytes()
     if len(buf) == 0:
-        raise InputError("the scene has zero Gaussians")
-    if len(buf) % 32:
-        raise InputError(f".splat size {len(buf)} is not a multiple of 32 bytes (truncated?)")
-    n = len(buf) // 32
+        raise InputError("the scene has zero Gaussians (the file is empty)")
+    if len(buf) % SPLAT_RECORD:
+        raise InputError(f".splat size {len(buf)} is not a multiple of {SPLAT_RECORD} bytes (truncated?)")
+    n = len(buf) // SPLAT_RECORD
     if max_gaussians is not None and n > max_gaussians:
         raise InputError(f"the scene has {n:,} Gaussians; the cap is {max_gaussians:,}")
     rec = np.frombuffer(
@@ -381,13 +471,17 @@ def read_splat(source: str | os.PathLike | bytes, *, max_gaussians: int | None =
 
 
 def load_scene(source: str | os.PathLike | bytes, *, name: str = "", max_gaussians: int | None = None):
-    """Read a ``.ply`` or ``.splat`` (by extension, else by the PLY magic) with the size cap applied."""
+    """Read a ``.ply`` or ``.splat`` (by extension, else by the PLY magic) with the size cap applied.
+
+    From a path, the header (or a ``.splat``'s size) is checked first (:func:`read_header`), so a file over
+    the cap, truncated, or whose header lies about its size is refused before its body is read."""
     if not isinstance(source, bytes):
         path = Path(source)
-        if not path.is_file():
-            raise InputError(f"no such file: {path}")
         name = name or path.name
+        read_header(path, name=name, max_gaussians=max_gaussians)
         source = path.read_bytes()
+    if not source:
+        raise InputError(f"{name or 'the file'} is empty (0 bytes)")
     if name.lower().endswith(".splat"):
         return read_splat(source, max_gaussians=max_gaussians)
     if not source.startswith(b"ply"):
