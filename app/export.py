@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.bundle import View
 from engine.results import Result
 
 __all__ = ["export", "outdir", "sweep_old_downloads"]
@@ -62,6 +63,7 @@ def export(
     figures: Mapping[str, Any] | None = None,
     extra: Mapping[str, bytes | str] | None = None,
     prefix: str | None = None,
+    view: View | None = None,
 ) -> list[str]:
     """Write a result's JSON and CSV tables, and PNGs of ``figures``; return the paths (PNGs first).
 
@@ -73,6 +75,8 @@ def export(
     csv : table name -> file name, for the tables to write (default: every table, as ``<stem>_<table>.csv``).
     figures : file name (``.png`` added if missing) -> plotly figure.
     extra : file name -> bytes or text written as is (a PLY, a rendered image).
+    view : what the view shows and the ``redex`` command that recomputes it; when given, ``<stem>_bundle.zip``
+        is added last (figures as 2x PNG and SVG, the data files, config.json, CITATION.bib; app/bundle.py).
     """
     out = outdir(prefix or stem)
     pngs: list[str] = []
@@ -105,4 +109,10 @@ def export(
         path = out / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         data.append(str(path))
-    return pngs + data
+    files = pngs + data
+    if view is not None:
+        from app.bundle import write_bundle
+
+        json_file = (json_name or f"{stem}.json") if result is not None else None
+        files.append(str(write_bundle(out, stem, view, files, figures or {}, result_file=json_file)))
+    return files

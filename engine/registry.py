@@ -57,9 +57,33 @@ class Paper:
     year: int
     ref: str  # arXiv id ("arXiv:2406.15786") or venue ("KDD 2020")
     url: str = ""
+    authors: tuple[str, ...] = ()  # "Last, First" each, in the paper's order; "others" ends a shortened list
 
     def cite(self) -> str:
         return f"{self.title} ({self.year}, {self.ref})"
+
+    @property
+    def key(self) -> str:
+        """BibTeX key: first author's last name, year, first word of the title (``he2024what``)."""
+        first = (self.authors[0].split(",")[0] if self.authors else self.title.split()[0]).lower()
+        word = next((w for w in self.title.lower().split() if w.isalpha() and len(w) > 3), "paper")
+        return "".join(c for c in f"{first}{self.year}{word}" if c.isalnum())
+
+    def bibtex(self) -> str:
+        """One BibTeX entry: ``@article`` with the arXiv eprint for arXiv papers, ``@inproceedings`` else."""
+        fields = {"title": "{" + self.title + "}", "year": str(self.year)}
+        if self.authors:
+            fields["author"] = " and ".join(self.authors)
+        if self.ref.startswith("arXiv:"):
+            kind, eprint = "article", self.ref.removeprefix("arXiv:")
+            fields.update(journal=f"arXiv preprint arXiv:{eprint}", eprint=eprint, archivePrefix="arXiv")
+        else:
+            kind = "inproceedings"
+            fields["booktitle"] = self.ref
+        if self.url:
+            fields["url"] = self.url
+        body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items())
+        return f"@{kind}{{{self.key},\n{body}\n}}\n"
 
 
 @dataclass(frozen=True)
