@@ -355,7 +355,7 @@ def plot_compare_overlays(cmp, *, side: int = 300, opacity: float = 0.55) -> go.
     fig = make_subplots(rows=1, cols=cols, subplot_titles=titles, horizontal_spacing=0.06)
     for i, grid in enumerate(grids):
         _overlay_traces(fig, np.asarray(cmp.extra["image"]), grid, zmax, opacity=opacity, row=1, col=i + 1,
-                        colorbar=i == n - 1, colorbar_x=(n / cols) - 0.01)  # fmt: skip
+                        colorbar=i == n - 1, colorbar_x=1.01)  # fmt: skip
     if diff:
         d = grids[1] - grids[0]
         lim = float(np.quantile(np.abs(d), 0.98)) or 1e-12
@@ -364,7 +364,7 @@ def plot_compare_overlays(cmp, *, side: int = 300, opacity: float = 0.55) -> go.
         fig.add_trace(go.Heatmap(
             z=d, x=(np.arange(cols_) + 0.5) * step - 0.5, y=(np.arange(rows_) + 0.5) * step - 0.5,
             colorscale="PuOr", zmid=0.0, zmin=-lim, zmax=lim,
-            colorbar={"title": "difference", "len": 0.8, "thickness": 14, "x": 1.01},
+            colorbar={"title": "diff.", "len": 0.8, "thickness": 14, "x": 1.13},
             hovertemplate="difference %{z:.4f}<extra></extra>",
         ), row=1, col=cols)  # fmt: skip
         s_ = np.asarray(cmp.extra["image"]).shape[0]
@@ -374,7 +374,7 @@ def plot_compare_overlays(cmp, *, side: int = 300, opacity: float = 0.55) -> go.
         fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
     fig.update_annotations(font={"size": 13})
     base_layout(fig, title=f"Patch importance for {cmp.output_label[:28]}: same colour scale (0 to "
-                f"{zmax or 0:.4f}) for every method", width=side * cols + 170, height=side + 110)  # fmt: skip
+                f"{zmax or 0:.4f}) for every method", width=side * cols + 230, height=side + 110)  # fmt: skip
     fig.update_layout(margin={"l": 10, "r": 10, "t": 80, "b": 10})
     return fig
 
@@ -402,8 +402,8 @@ def plot_rank_agreement(cmp, *, width: int = 460, height: int = 420) -> go.Figur
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "grey"},
                              name="equal", hoverinfo="skip"))  # fmt: skip
     other = _short_name(cmp.methods[1]) if len(cmp.methods) == 2 else "other method's"
-    fig.update_xaxes(title=f"{first} importance", type="log", exponentformat="e")
-    fig.update_yaxes(title=f"{other} importance", type="log", exponentformat="e")
+    fig.update_xaxes(title=f"{first} importance", type="log", exponentformat="power", dtick=1)
+    fig.update_yaxes(title=f"{other} importance", type="log", exponentformat="power", dtick=1)
     rho = cmp.spearman[0, 1] if len(cmp.methods) > 1 else 1.0
     base_layout(fig, title=f"Token importance, Spearman {rho:.2f}", width=width, height=height)
     fig.update_layout(legend={"orientation": "h", "y": -0.22, "font": {"size": 12}})

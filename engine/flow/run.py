@@ -259,6 +259,8 @@ def attend(image: np.ndarray, *, model: str = "scene-vit", question: str | None 
     image = _check_image(image)
 
     def compute() -> Attention:
+        if progress is not None:
+            progress(0.0, f"loading {model}")
         cost = estimate(image, model=model, methods=(), question=question, allow_network=allow_network)
         with admitted(cost, progress):
             return _forward(image, model, question, allow_network, progress)
@@ -348,6 +350,8 @@ def flow_for_image(
     key = fingerprint(image, model, method, values, question or "", target)
 
     def compute() -> FlowGraph:
+        if progress is not None:
+            progress(0.0, f"loading {model}")
         cost = estimate(image, model=model, methods=(method,), params=values, question=question,
                         allow_network=allow_network)  # fmt: skip
         with admitted(cost, progress):
