@@ -79,6 +79,42 @@ def method_info(family: str, *, role: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def method_card(family: str, names: str | Sequence[str] | None) -> str:
+    """Markdown card of one or more methods: paper (title, year, link), what it computes, its parameters with the
+    paper's defaults and ranges, and where this implementation deviates from the official code."""
+    if names is None:
+        return ""
+    known = {m.name: m for m in by_family(family)}
+    parts = []
+    for name in [names] if isinstance(names, str) else list(names):
+        m = known.get(name)
+        if m is None:
+            continue
+        if m.paper:
+            link = f"[{m.paper.ref}]({m.paper.url})" if m.paper.url else m.paper.ref
+            head = f"**{m.name}**: *{m.paper.title}* ({m.paper.year}, {link})"
+        else:
+            head = f"**{m.name}**: a baseline of this project (no paper)"
+        lines = [head, "", m.summary]
+        if m.params:
+            rows = []
+            for p in m.params:
+                bounds = (f"{_fmt(p.low)}..{_fmt(p.high)}" if p.low is not None or p.high is not None
+                          else ", ".join(map(str, p.choices)) if p.choices else "")  # fmt: skip
+                rows.append(f"`{p.name}` = {_fmt(p.default)}" + (f" ({bounds})" if bounds else "")
+                            + (f": {p.help}" if p.help else ""))  # fmt: skip
+            lines += ["", "Parameters (defaults as in the paper): " + "; ".join(rows) + "."]
+        if m.control:
+            lines += ["", f"Random control: `{m.control}` makes the same cut at random."]
+        lines += ["", "Deviations from the official code: " + (m.deviations or f"not recorded on the method; see docs/{family}.md.")]
+        parts.append("\n".join(lines))
+    return "\n\n---\n\n".join(parts)
+
+
 def method_dropdown(
     family: str,
     *,
@@ -87,9 +123,11 @@ def method_dropdown(
     multiselect: bool = False,
     label: str = "Method",
     exclude: Sequence[str] = (),
+    card: bool = True,
     **kwargs: Any,
 ) -> gr.Dropdown:
-    """A dropdown of the family's registered methods; the default value must be one of them."""
+    """A dropdown of the family's registered methods; the default value must be one of them. With ``card``, an
+    "About this method" accordion under it shows :func:`method_card` of the chosen method(s)."""
     choices = method_choices(family, role=role, exclude=exclude)
     if value is None:
         value = choices[:2] if multiselect else (choices[0] if choices else None)
@@ -97,7 +135,14 @@ def method_dropdown(
         value = [v for v in value if v in choices]
     elif value not in choices:
         value = choices[0] if choices else None
-    return gr.Dropdown(choices, value=value, multiselect=multiselect, label=label, **kwargs)
+    dd = gr.Dropdown(choices, value=value, multiselect=multiselect, label=label, **kwargs)
+    if card:
+        with gr.Accordion("About this method" if not multiselect else "About these methods", open=False):
+            info = gr.Markdown(method_card(family, value), elem_classes="caption")
+        dd.change(
+            lambda v: method_card(family, v), dd, info, queue=False, show_progress="hidden", api_name=False
+        )
+    return dd
 
 
 def values(source: Method | Settings | Sequence[Param], names: Sequence[str], raw: Sequence[Any]) -> dict:

@@ -37,16 +37,30 @@ def tab_modules() -> list[ModuleType]:
 
 
 def build_app() -> gr.Blocks:
+    from app import links, presentation
+
     # delete_cache: uploads and generated downloads are removed after an hour (checked every 30 minutes),
     # so a public Space's temp folders stay bounded and old files cannot be fetched for ever.
     with gr.Blocks(title="Redundancy Explorer", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(
-            "# Redundancy Explorer\n"
-            "See redundancy in neural networks and data, apply the methods that remove it, compare them."
-        )
-        for mod in tab_modules():
-            with gr.Tab(mod.TAB_TITLE, id=mod.__name__.rsplit(".", 1)[-1]):
-                mod.build_tab()
+        with gr.Row(equal_height=True):
+            gr.Markdown(
+                "# Redundancy Explorer\n"
+                "See redundancy in neural networks and data, apply the methods that remove it, compare them."
+            )
+            present = gr.Checkbox(label="Presentation mode (16:9, large type)", value=False, scale=0,
+                                  min_width=260)  # fmt: skip
+        notice = gr.Markdown(visible=False, elem_classes="caption")
+        tabs: dict[str, gr.Tab] = {}
+        with gr.Tabs() as tabs_component:
+            for mod in tab_modules():
+                tab_id = mod.__name__.rsplit(".", 1)[-1]
+                with gr.Tab(mod.TAB_TITLE, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+                    mod.build_tab()
+                    links.add_link_row(tab_id, tab)
+                tab.select(None, None, None, js=f"() => ({links.TAB_JS})('{tab_id}')", queue=False)
+                tabs[tab_id] = tab
+        presentation.wire(demo, present)
+        links.wire_restore(demo, tabs_component, tabs, notice)
     return demo
 
 

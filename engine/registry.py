@@ -206,6 +206,7 @@ class Method:
     needs: tuple[str, ...] = ()  # inputs beyond the family's own ("importance", "scan", "attention", ...)
     control: str | None = None  # the registered random control that makes the same cut at random
     facts: tuple[tuple[str, Any], ...] = ()  # further family-specific facts, read with fact()
+    deviations: str = ""  # where this implementation departs from the paper's official code, and why
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -235,6 +236,7 @@ class Method:
             "acts_at": self.acts_at or None,
             "needs": list(self.needs),
             "control": self.control,
+            "deviations": self.deviations or None,
             "params": self.defaults(),
             "parameters": [p.spec() for p in self.params],
             **{k: v for k, v in self.facts},
@@ -259,6 +261,7 @@ def register(
     needs: Sequence[str] = (),
     control: str | None = None,
     facts: dict[str, Any] | None = None,
+    deviations: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers ``fn`` as method ``name``; returns ``fn`` unchanged.
 
@@ -275,7 +278,7 @@ def register(
             raise ValueError(f"method {name!r} is registered twice")
         _REGISTRY[name] = Method(
             name, family, paper, summary, tuple(params), fn, role=role, acts_at=acts_at,
-            needs=tuple(needs), control=control, facts=tuple((facts or {}).items()),
+            needs=tuple(needs), control=control, facts=tuple((facts or {}).items()), deviations=deviations,
         )  # fmt: skip
         return fn
 

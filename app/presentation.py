@@ -1,0 +1,122 @@
+"""Presentation mode in the browser: one toggle (and the ``?present=1`` URL flag) re-lays out every figure of
+the page for a slide (visualizers/presentation.py: 16:9, fonts >= 18 px, thick lines, colour-blind palettes).
+
+The mode is remembered per browser session on the server, so figures computed after the toggle come out in
+presentation layout too (:func:`app.figures.fit` asks :func:`is_on`); toggling re-renders the figures already on
+the page from their own JSON, and toggling back restores their normal layout exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from visualizers.presentation import CAPTION_NAME, presentation
+
+__all__ = ["is_on", "set_on", "to_presentation", "to_normal", "wire"]
+
+_SESSIONS: OrderedDict[str, bool] = OrderedDict()
+_LOCK = threading.Lock()
+_MAX_SESSIONS = 10_000
+_STASH = "redex_normal"
+
+
+def _session() -> str | None:
+    try:
+        from gradio.context import LocalContext
+
+        req = LocalContext.request.get(None)
+        return getattr(req, "session_hash", None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def is_on() -> bool:
+    """Whether the browser session of the running event asked for presentation mode."""
+    sid = _session()
+    with _LOCK:
+        return bool(sid and _SESSIONS.get(sid))
+
+
+def set_on(session: str | None, on: bool) -> None:
+    if not session:
+        return
+    with _LOCK:
+        _SESSIONS[session] = bool(on)
+        _SESSIONS.move_to_end(session)
+        while len(_SESSIONS) > _MAX_SESSIONS:
+            _SESSIONS.popitem(last=False)
+
+
+def to_presentation(fig: go.Figure, caption: str | None = None) -> go.Figure:
+    """Presentation layout, remembering what :func:`to_normal` needs to undo it."""
+    meta = dict(fig.layout.meta) if isinstance(fig.layout.meta, dict) else {}
+    if _STASH in meta:
+        return fig  # already in presentation layout
+    stash = {
+        "layout": {k: fig.layout[k].to_plotly_json() if hasattr(fig.layout[k], "to_plotly_json") else fig.layout[k]
+                   for k in ("width", "height", "font", "title", "legend", "margin", "colorway", "autosize")},
+        "xaxes": [ax.to_plotly_json() for ax in fig.select_xaxes()],
+        "yaxes": [ax.to_plotly_json() for ax in fig.select_yaxes()],
+        "traces": [{"line": getattr(getattr(t, "line", None), "width", None),
+                    "marker": getattr(getattr(t, "marker", None), "size", None)} for t in fig.data],
+        "annotations": [a.to_plotly_json() for a in fig.layout.annotations or ()],
+    }  # fmt: skip
+    out = presentation(fig, caption)
+    out.layout.meta = {**meta, _STASH: json.loads(json.dumps(stash, default=list))}
+    return out
+
+
+def to_normal(fig: go.Figure) -> go.Figure:
+    """Undo :func:`to_presentation` exactly (a figure never put in presentation layout is returned as is)."""
+    meta = dict(fig.layout.meta) if isinstance(fig.layout.meta, dict) else {}
+    stash = meta.pop(_STASH, None)
+    if stash is None:
+        return fig
+    out = go.Figure(fig)
+    out.update_layout({k: v for k, v in stash["layout"].items()}, overwrite=True)
+    out.layout.annotations = [a for a in stash["annotations"] if a.get("name") != CAPTION_NAME]
+    for ax, saved in zip(out.select_xaxes(), stash["xaxes"], strict=False):
+        ax.update(saved, overwrite=True)
+    for ax, saved in zip(out.select_yaxes(), stash["yaxes"], strict=False):
+        ax.update(saved, overwrite=True)
+    for t, saved in zip(out.data, stash["traces"], strict=False):
+        if saved.get("line") is not None or hasattr(t, "line"):
+            if hasattr(t, "line"):
+                t.line.width = saved.get("line")
+        if hasattr(t, "marker") and not isinstance(t.marker.size, list | tuple):
+            t.marker.size = saved.get("marker")
+    out.layout.meta = meta or None
+    return out
+
+
+def _restyle(value: Any, on: bool) -> Any:
+    if value is None:
+        return None
+    raw = getattr(value, "plot", None)
+    if raw is None or getattr(value, "type", "plotly") != "plotly":
+        return value
+    fig = pio.from_json(raw, skip_invalid=True)
+    return to_presentation(fig) if on else to_normal(fig)
+
+
+def wire(demo, toggle) -> None:
+    """Make ``toggle`` (a Checkbox) switch every plotly figure of ``demo`` and record the session's mode; the
+    page's ``?present=1`` turns it on at load."""
+    import gradio as gr
+
+    plots = [b for b in demo.blocks.values() if isinstance(b, gr.Plot)]
+
+    def switch(on: bool, *values, request: gr.Request):
+        set_on(getattr(request, "session_hash", None), on)
+        return [_restyle(v, on) for v in values]
+
+    toggle.change(switch, [toggle, *plots], plots, queue=False, show_progress="hidden", api_name=False)
+    demo.load(
+        None, None, [toggle], js="() => new URLSearchParams(window.location.search).get('present') === '1'"
+    )
