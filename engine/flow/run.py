@@ -75,7 +75,7 @@ def method_params(method: str, values: dict | None = None) -> dict:
     """The parameters ``method`` takes, picked from values of the family's table :data:`FLOW_PARAMS` (what the
     tab's controls and the CLI's flags send: every parameter of the family), and checked by the method."""
     m = get(method, family="flow")
-    FLOW_PARAMS.validate(values, only=[])  # names outside the family's table are an error; ranges: below
+    FLOW_PARAMS.validate(values, only=list(values or {}))  # every value sent is checked, used or not
     own = {p.name for p in m.params}
     return m.validate({k: v for k, v in (values or {}).items() if k in own})
 
