@@ -82,7 +82,7 @@ def test_binary_upload(client, tmp_path):
 
 
 def test_compare(client):
-    fig, table, text = client.predict(
+    fig, table, text, files = client.predict(
         SOURCES[1], "karate", "sbm", 3000, 1, None, "l2", 0, api_name="/graph_compare"
     )
     rows = _rows(table)
@@ -90,3 +90,10 @@ def test_compare(client):
     assert len(rows) == 3 * 4
     assert all(float(r[4]) <= float(r[1]) + 1e-9 for r in rows)  # every size within its budget
     assert "sbm" in text
+    # the download holds the comparison's JSON and its table as CSV, the same rows as on screen
+    paths = [Path(f if isinstance(f, str) else f["path"]) for f in files]
+    with next(p for p in paths if p.name.endswith("_comparison.csv")).open() as fh:
+        table_csv = list(csv.DictReader(fh))
+    assert [(r["method"], float(r["budget"])) for r in table_csv] == [(r[0], float(r[1])) for r in rows]
+    saved = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
+    assert len(saved["rows"]) == 12 and saved["graph_name"].startswith("sbm")

@@ -31,6 +31,7 @@ __all__ = [
     "metrics_table",
     "METRIC_HEADERS",
     "supernode_colors",
+    "colour_note",
 ]
 
 GREY = "#B0B0B0"
@@ -114,8 +115,7 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
         cols=2,
         subplot_titles=(
             f"original: {graph.n:,} nodes, {graph.m:,} edges",
-            f"summary: {s.n_super:,} supernodes, {s.n_superedges:,} superedges<br>"
-            "<sup>darker, thicker line = denser superedge; blue ring = self-superedge</sup>",
+            f"summary: {s.n_super:,} supernodes, {s.n_superedges:,} superedges",
         ),
         horizontal_spacing=0.04,
     )
@@ -188,6 +188,7 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
                 line={"color": f"rgba(0,114,178,{0.25 + 0.25 * k_})", "width": 0.8 + 1.6 * k_},
                 name=f"density {lo:g}-{hi:g}",
                 hoverinfo="skip",
+                showlegend=False,
             ),
             1,
             2,
@@ -196,6 +197,47 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
     has_loop[a[loops]] = True
     loop_d = np.zeros(s.n_super)
     loop_d[a[loops]] = dens[loops]
+    # legend of the colours: one entry per coloured supernode, then grey (legend only: no data drawn)
+    for j in [int(j) for j in np.argsort(-s.sizes, kind="stable") if colors[j] != GREY]:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker={"size": 11, "color": colors[j], "line": {"width": 0.5, "color": "#333"}},
+                name=f"#{j}: {int(s.sizes[j]):,} nodes",
+                hoverinfo="skip",
+            ),
+            1,
+            2,
+        )
+    n_grey = int((colors[s.labels] == GREY).sum())
+    if n_grey:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker={"size": 11, "color": GREY, "line": {"width": 0.5, "color": "#333"}},
+                name=f"others: {n_grey:,} nodes",
+                hoverinfo="skip",
+            ),
+            1,
+            2,
+        )
+    for name, line, marker in (
+        ("denser superedge:<br>darker, thicker", {"color": "rgba(0,114,178,1)", "width": 4}, None),
+        (
+            "ring: self-superedge",
+            None,
+            {"size": 11, "color": "white", "line": {"width": 2.5, "color": "#0072B2"}},
+        ),
+    ):
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines" if line else "markers", line=line, marker=marker,
+                       name=name, hoverinfo="skip"),
+            1, 2,
+        )  # fmt: skip
     sz = s.sizes[present].astype(float)
     fig.add_trace(
         go.Scattergl(
@@ -215,6 +257,7 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
             ],
             hoverinfo="text",
             name="supernode (ring: self-superedge)",
+            showlegend=False,
         ),
         1,
         2,
@@ -223,9 +266,25 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
         fig.update_xaxes(visible=False, row=1, col=c)
         fig.update_yaxes(visible=False, row=1, col=c)
     title = f"{result.method} on {graph.name}: {result.size_bits / result.input_bits:.3f} of input bits"
+    guard = nodes.size < graph.n or e.shape[0] < graph.m or present.size < s.n_super
     base_layout(fig, title=title, width=WIDE, height=TALL)
-    fig.update_layout(showlegend=False, margin={"b": 70})
-    if nodes.size < graph.n or e.shape[0] < graph.m or present.size < s.n_super:
+    fig.update_annotations(font_size=FONT_SIZE - 1)  # the two panel titles
+    fig.update_layout(
+        showlegend=True,
+        legend={
+            "orientation": "v",
+            "x": 1.0,
+            "xanchor": "left",
+            "y": 0.5,
+            "yanchor": "middle",
+            "title": {"text": "colour =<br>supernode"},
+            "font": {"size": FONT_SIZE - 2},
+            "itemclick": False,
+            "itemdoubleclick": False,
+        },
+        margin={"t": 90, "b": 90 if guard else 30, "r": 10},
+    )
+    if guard:
         fig.add_annotation(
             text=(
                 f"Scale guard: drawing {nodes.size:,} of {graph.n:,} nodes, {e.shape[0]:,} of {graph.m:,} edges, "
@@ -235,7 +294,8 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
             xref="paper",
             yref="paper",
             x=0.0,
-            y=-0.12,
+            y=-0.04,
+            yanchor="top",
             showarrow=False,
             font={"size": FONT_SIZE - 2, "color": "#D55E00"},
             xanchor="left",
@@ -304,9 +364,10 @@ def plot_adjacency(graph, result, *, max_bins: int = 160) -> go.Figure:
             c,
         )
         fig.update_yaxes(
-            autorange="reversed", scaleanchor=f"x{c if c > 1 else ''}", row=1, col=c, showticklabels=False
-        )
-        fig.update_xaxes(showticklabels=False, row=1, col=c)
+            autorange="reversed", scaleanchor=f"x{c if c > 1 else ''}", row=1, col=c, showticklabels=False,
+            showgrid=False, zeroline=False,
+        )  # fmt: skip
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
     note = f"{bins}x{bins} block averages of {graph.n:,} nodes" if binned else f"{graph.n} nodes"
     title = f"Nodes ordered by supernode ({note}); L1 {result.l1_error:.2e}, L2 {result.l2_error:.2e}"
     base_layout(fig, title=title, width=WIDE, height=TALL)
@@ -362,9 +423,26 @@ def caption(graph, result) -> str:
         f"(over ordered node pairs, as the SSumM paper reports). {result.seconds:.2f} s on "
         f"{result.provenance.backend}, seed {result.provenance.seed}."
     ]
+    lines.append(colour_note(result))
     if result.notices:
         lines.append("Input notes: " + "; ".join(result.notices) + ".")
     return " ".join(lines)
+
+
+def colour_note(result) -> str:
+    """The sentence that says what the summary figure's colours, sizes and lines encode."""
+    k = int((supernode_colors(result.summary.sizes) != GREY).sum())
+    own = (
+        f"each of the {k} largest supernodes with more than one member has its own colour (legend, by "
+        "supernode id and size), shared by its member nodes on the left and the supernode on the right; "
+        "the other nodes and supernodes are grey"
+        if k
+        else "every supernode has a single member, so all nodes are grey"
+    )
+    return (
+        f"Colour = supernode: {own}. A supernode's marker grows with its members, a blue ring marks a "
+        "self-superedge, and a darker, thicker line a denser superedge."
+    )
 
 
 def metrics_table(rows: list[dict]) -> list[list]:

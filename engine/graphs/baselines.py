@@ -79,9 +79,10 @@ def _fit(
     role="summarize",
 )
 def random_merge(
-    graph: Graph, *, budget: float = 0.2, error: str = "l2", grid: int = 8, seed: int = 0
+    graph: Graph, *, budget: float = 0.2, error: str = "l2", grid: int = 8, seed: int = 0, progress=None
 ) -> GraphSummaryResult:
-    """Random-merge baseline at ``budget`` x the input bits (see the module docstring)."""
+    """Random-merge baseline at ``budget`` x the input bits (see the module docstring). ``progress(frac,
+    desc)`` hears about every size of the grid tried."""
     check_inputs(graph, budget, error)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -92,7 +93,9 @@ def random_merge(
         np.unique(np.geomspace(2, max(s_max, 2), int(grid)).astype(np.int64)) if s_max >= 2 else np.array([1])
     )
     best, best_err = None, np.inf
-    for s in sizes:
+    for i, s in enumerate(sizes):
+        if progress is not None:
+            progress(0.9 * i / len(sizes), f"random-merge: {int(s):,} supernodes ({i + 1} of {len(sizes)})")
         labels = rng.integers(0, int(s), n)
         a, b, cnt = block_counts(graph, labels, int(s))
         summ = _fit(n, labels, a, b, cnt, error, target)
@@ -138,14 +141,17 @@ def _err_increase(st, a, b, l1):
 
 
 @nb.njit(cache=True)
-def _saa_loop(st, samples, l1, target):
-    live = np.flatnonzero(st.alive)
-    nl = live.size
+def _saa_loop(st, samples, l1, target, live, nl, max_merges):
+    """At most ``max_merges`` merges among the ``nl`` live supernodes ``live[:nl]``; returns (nl, done), done
+    once the summary fits or one supernode is left. Called in chunks (progress between them); the random
+    stream and so the summary are the same however the merges are chunked."""
     sparse_cost = 2.0 * np.log2(st.parent.size)
     merges = 0
     while nl >= 2:
         if ms.size_bits(st) <= target:
-            break
+            return nl, True
+        if merges >= max_merges:
+            return nl, False
         best = np.inf
         bi = 0
         bj = 1
@@ -163,7 +169,7 @@ def _saa_loop(st, samples, l1, target):
         merges += 1
         live[bj] = live[nl - 1]
         nl -= 1
-    return merges
+    return nl, True
 
 
 @register(
@@ -181,16 +187,26 @@ def _saa_loop(st, samples, l1, target):
     control="random-merge",
 )
 def saa_gs(
-    graph: Graph, *, budget: float = 0.2, error: str = "l2", samples: int = 64, seed: int = 0
+    graph: Graph, *, budget: float = 0.2, error: str = "l2", samples: int = 64, seed: int = 0, progress=None
 ) -> GraphSummaryResult:
-    """SAA-Gs baseline (LeFevre & Terzi, SDM 2010) at ``budget`` x the input bits."""
+    """SAA-Gs baseline (LeFevre & Terzi, SDM 2010) at ``budget`` x the input bits. ``progress(frac, desc)``
+    hears about every ~0.25 s of merging (what it raises ends the run); it does not change the summary."""
     check_inputs(graph, budget, error)
+    say = progress or (lambda frac, desc: None)
     t0 = time.perf_counter()
     n = graph.n
     target = budget * input_bits(n, graph.m)
+    say(0.0, f"saa-gs: setting up {n:,} supernodes")
     st = ms.init_state(graph)
     ms.seed(int(seed) % (2**32))
-    _saa_loop(st, int(samples), error == "l1", target)
+    live = np.flatnonzero(st.alive)
+    nl, done, chunk = live.size, False, 256
+    while not done:
+        tc = time.perf_counter()
+        nl, done = _saa_loop(st, int(samples), error == "l1", target, live, nl, chunk)
+        chunk = int(min(max(chunk * ms.CHUNK_S / max(time.perf_counter() - tc, 1e-4), 1), 2 * chunk + 1))
+        say(0.9 * (1 - nl / max(n, 1)), f"saa-gs: {nl:,} supernodes, size "
+            f"{ms.size_bits(st) / max(target, 1e-12):.2f} x budget")  # fmt: skip
     t1 = time.perf_counter()
     labels = ms.labels(st.parent)
     live = st.hk != -1

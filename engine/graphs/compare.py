@@ -10,6 +10,12 @@
 
 This is the size-vs-error comparison of the SSumM paper (Lee et al., KDD 2020, Fig. 3): SSumM against
 SAA-Gs (LeFevre & Terzi, SDM 2010) and a random-merge baseline at the same bit budgets.
+
+Serving: answers already cached cost nothing; a summary or a comparison that must be computed on a graph of
+more than :data:`engine.graphs.io.HEAVY_EDGES` edges is refused when its memory estimate
+(:func:`summary_bytes`) is more than the server can give, and otherwise runs in a heavy-job slot
+(:func:`engine.graphs.io.heavy`); a small graph runs at once. ``progress(frac, desc)`` reaches the methods'
+own loops, so a Stop or the request time limit ends a long run within about a second.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engine.cache import ResultCache
-from engine.graphs.io import Graph, builtin
+from engine.graphs.io import Graph, builtin, heavy
 from engine.graphs.summary import GraphSummaryResult
 from engine.registry import InputError, Method, Param, Settings, by_family
 from engine.results import ComparisonResult, Provenance, Stopwatch, from_dict
@@ -33,8 +41,11 @@ __all__ = [
     "method_params",
     "summarize",
     "summarize_cached",
+    "summary_bytes",
     "warmup",
 ]
+
+Progress = Callable[[float, str], None]
 
 COMPARE = Settings(
     "graph comparison",
@@ -49,10 +60,20 @@ COMPARE = Settings(
             label="Error to minimise",
             help="error every method minimises",
         ),
-        Param("seed", 0, help="seeds every method's sampling; equal seeds give equal summaries"),
+        Param(
+            "seed",
+            0,
+            low=0,
+            high=2**32 - 1,
+            help="seeds every method's sampling; equal seeds give equal summaries",
+        ),
     ),
 )
 COMPARE_VERSION = 2  # 1 was the tab's own disk cache ("v1")
+
+SUMMARY_BYTES_PER_EDGE = 800  # peak bytes per edge of one summary (merge state, errors; ~650 measured)
+SUMMARY_BYTES_PER_NODE = 200  # per-supernode arrays of the merge state
+SECONDS_PER_EDGE = 1e-4  # SSumM's time per edge on one core (200k edges: ~17 s), for "try again in N s"
 
 _summaries = ResultCache("graph-summary", maxsize=24)  # memory only: a million-edge summary holds ~10 MB
 _comparisons = ResultCache(
@@ -79,17 +100,47 @@ def method_params(method: str, values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in declared}
 
 
-def summarize(graph: Graph, method: str = "ssumm", *, seed: int = 0, **params) -> GraphSummaryResult:
-    """Run any registered graph summariser by name with validated parameters."""
+def summary_bytes(graph: Graph) -> int:
+    """Estimated peak memory of summarising ``graph`` with any graph method."""
+    return graph.m * SUMMARY_BYTES_PER_EDGE + graph.n * SUMMARY_BYTES_PER_NODE
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise InputError(f"seed must be a whole number in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+def summarize(
+    graph: Graph, method: str = "ssumm", *, seed: int = 0, progress: Progress | None = None, **params
+) -> GraphSummaryResult:
+    """Run any registered graph summariser by name with validated parameters. ``progress(frac, desc)`` is
+    passed to the method's loops (it never changes the result)."""
     meth = _method(method)
-    return meth(graph, seed=seed, **meth.validate(params))
+    checked = meth.validate(params)
+    seed = _check_seed(seed)
+    if progress is None:
+        return meth(graph, seed=seed, **checked)
+    return meth(graph, seed=seed, progress=progress, **checked)
 
 
-def summarize_cached(graph: Graph, method: str = "ssumm", *, seed: int = 0, **params) -> GraphSummaryResult:
-    """:func:`summarize`, answered from memory when the same graph, method, parameters and seed come again."""
+def summarize_cached(
+    graph: Graph, method: str = "ssumm", *, seed: int = 0, progress: Progress | None = None, **params
+) -> GraphSummaryResult:
+    """:func:`summarize`, answered from memory when the same graph, method, parameters and seed come again.
+    Computing one on a big graph is heavy work (memory estimate, then a slot: :func:`engine.graphs.io.heavy`);
+    a cached answer and a small graph never wait."""
     checked = _method(method).validate(params)  # range errors before the cache key
-    key = (graph.fingerprint, method, checked, int(seed))
-    return _summaries.get_or_compute(key, lambda: summarize(graph, method, seed=seed, **checked))
+    seed = _check_seed(seed)
+    key = (graph.fingerprint, method, checked, seed)
+
+    def compute() -> GraphSummaryResult:
+        what = f"{method} on {graph.m:,} edges"
+        with heavy(graph.m, what, memory=summary_bytes(graph), expect_s=5 + graph.m * SECONDS_PER_EDGE,
+                   progress=progress):  # fmt: skip
+            return summarize(graph, method, seed=seed, progress=progress, **checked)
+
+    return _summaries.get_or_compute(key, compute)
 
 
 @dataclass
@@ -150,8 +201,17 @@ def compare(
     for name in names:  # every budget through every method's own check, before anything runs
         for b in checked["budgets"]:
             _method(name).validate({"budget": b, "error": checked["error"]})
+    checked["seed"] = _check_seed(checked["seed"])
     key = (graph.fingerprint, names, checked)
-    return _comparisons.get_or_compute(key, lambda: _compare(graph, names, checked, progress))
+
+    def compute() -> GraphComparison:
+        runs = len(names) * len(checked["budgets"])
+        what = f"comparison of {runs} summaries on {graph.m:,} edges"
+        with heavy(graph.m, what, memory=summary_bytes(graph), expect_s=5 + runs * graph.m * SECONDS_PER_EDGE,
+                   progress=progress):  # fmt: skip
+            return _compare(graph, names, checked, progress)
+
+    return _comparisons.get_or_compute(key, compute)
 
 
 def _compare(graph: Graph, names: list[str], settings: dict, progress) -> GraphComparison:
@@ -163,9 +223,15 @@ def _compare(graph: Graph, names: list[str], settings: dict, progress) -> GraphC
     for i, name in enumerate(names):
         with watch(name):
             for j, b in enumerate(budgets):
+                done = i * len(budgets) + j
+                sub = None
                 if progress is not None:
-                    progress((i * len(budgets) + j) / total, f"{name} at budget {b}")
-                r = summarize_cached(graph, name, seed=seed, budget=b, error=error)
+                    progress(done / total, f"{name} at budget {b} ({done + 1} of {total})")
+
+                    def sub(frac: float, desc: str, done: int = done) -> None:
+                        progress((done + frac) / total, f"{desc} ({done + 1} of {total})")
+
+                r = summarize_cached(graph, name, seed=seed, progress=sub, budget=b, error=error)
                 rows.append(r.row())
     return GraphComparison(
         provenance=Provenance("compare", dict(settings), graph.fingerprint, seed, "cpu", timings),

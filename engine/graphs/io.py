@@ -7,11 +7,20 @@ tell the user exactly what was read. Sizes are capped by :data:`engine.config.LI
 
 Generators are vectorised (R-MAT, SBM) so a million-edge graph is built in about a second; Barabási–Albert
 and LFR use networkx and are capped lower because networkx builds them in Python.
+
+Serving. A graph over :data:`HEAVY_EDGES` edges is heavy work: building or parsing it (and summarising it,
+:mod:`engine.graphs.compare`) runs inside :func:`heavy`, which first refuses a request whose memory estimate
+(:func:`graph_bytes`, :func:`parse_bytes`) the server cannot give, then takes one of the server's heavy-job
+slots (:func:`engine.admission.heavy_slot`). A small graph (the karate club) never takes a slot, so it never
+waits behind a two-million-edge job.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from engine.admission import check_memory, heavy_slot
 from engine.cache import ResultCache
 from engine.config import LIMITS
 from engine.registry import InputError
@@ -29,6 +39,12 @@ __all__ = [
     "Graph",
     "BUILTINS",
     "GENERATORS",
+    "GENERATOR_LABELS",
+    "HEAVY_EDGES",
+    "heavy",
+    "graph_bytes",
+    "parse_bytes",
+    "max_text_bytes",
     "from_edges",
     "builtin",
     "generate",
@@ -43,6 +59,56 @@ __all__ = [
 
 MIN_EDGES = 2  # a summary of one edge is meaningless (log2 |V| = 1 bit); ask for a real graph
 MIN_NODES = 3
+
+Progress = Callable[[float, str], None]
+
+# --------------------------------------------------------------------------------------------- admission
+
+HEAVY_EDGES = 50_000  # a graph with more edges is heavy work (a slot); SSumM on 50k edges takes a few seconds
+GRAPH_BYTES_PER_EDGE = 200  # peak bytes per edge while a graph is built (ids, sort keys, edges)
+PARSE_BYTES_PER_CHAR = 40  # peak bytes per character while an edge list is parsed (~35 measured, pandas)
+TEXT_BYTES_PER_EDGE = 48  # decompressed bytes allowed per edge of the cap (a line 'u v' of two long ids)
+
+_HELD = threading.local()
+
+
+def graph_bytes(m: int) -> int:
+    """Estimated peak memory of building a graph of ``m`` edges."""
+    return int(m) * GRAPH_BYTES_PER_EDGE
+
+
+def parse_bytes(chars: int) -> int:
+    """Estimated peak memory of parsing an edge list of ``chars`` characters."""
+    return int(chars) * PARSE_BYTES_PER_CHAR
+
+
+def max_text_bytes() -> int:
+    """Most bytes an edge list may hold once decompressed: the upload cap, or what the edge cap needs."""
+    return max(LIMITS.max_upload_bytes, TEXT_BYTES_PER_EDGE * LIMITS.max_graph_edges)
+
+
+@contextmanager
+def heavy(
+    m: int, what: str, *, memory: int = 0, expect_s: float = 60.0, progress: Progress | None = None
+) -> Iterator[None]:
+    """Run the body as heavy work when the graph has more than :data:`HEAVY_EDGES` edges (``m``).
+
+    For a big graph: refuse at once when ``memory`` (estimated bytes) is more than the server can give
+    (:func:`engine.admission.check_memory`), then hold one heavy-job slot for the body (waiting for one,
+    telling ``progress``). A small graph runs at once, without either. Re-entrant within a thread: a
+    comparison holds one slot for all its runs, and the summaries inside it do not ask for a second.
+    """
+    if m <= HEAVY_EDGES or getattr(_HELD, "on", False):
+        yield
+        return
+    if memory:
+        check_memory(memory, what)
+    with heavy_slot(what, expect_s=expect_s, progress=progress):
+        _HELD.on = True
+        try:
+            yield
+        finally:
+            _HELD.on = False
 
 
 @dataclass
@@ -209,11 +275,20 @@ def builtin(name: str) -> Graph:
 # -------------------------------------------------------------------------------------------- generators
 
 
-def rmat(m: int, *, seed: int = 0, a: float = 0.57, b: float = 0.19, c: float = 0.19) -> Graph:
+def rmat(
+    m: int,
+    *,
+    seed: int = 0,
+    a: float = 0.57,
+    b: float = 0.19,
+    c: float = 0.19,
+    progress: Progress | None = None,
+) -> Graph:
     """R-MAT graph (Chakrabarti, Zhan & Faloutsos, SDM 2004) with about ``m`` distinct undirected edges.
 
     Vectorised: each of ``log2 n`` levels picks a quadrant for every edge at once; ``n = m / 8`` rounded to a
     power of two (average degree about 16 before deduplication). Oversamples until ``m`` distinct edges.
+    ``progress(frac, desc)`` is called once per level (it does not touch the random stream).
     """
     m = int(m)
     rng = np.random.default_rng(seed)
@@ -226,7 +301,9 @@ def rmat(m: int, *, seed: int = 0, a: float = 0.57, b: float = 0.19, c: float = 
         k = int(want * 1.3) + 64
         u = np.zeros(k, dtype=np.int64)
         v = np.zeros(k, dtype=np.int64)
-        for _level in range(scale):
+        for level in range(scale):
+            if progress is not None:
+                progress(min(0.9, level / scale), f"R-MAT level {level + 1} of {scale}")
             q = rng.choice(4, size=k, p=p)
             u = (u << 1) | (q >> 1)
             v = (v << 1) | (q & 1)
@@ -243,7 +320,9 @@ def rmat(m: int, *, seed: int = 0, a: float = 0.57, b: float = 0.19, c: float = 
     return from_edges(u, v, name=f"rmat(m={m}, seed={seed})")
 
 
-def sbm(m: int, *, blocks: int = 20, p_in_share: float = 0.8, seed: int = 0) -> Graph:
+def sbm(
+    m: int, *, blocks: int = 20, p_in_share: float = 0.8, seed: int = 0, progress: Progress | None = None
+) -> Graph:
     """Stochastic block model with about ``m`` edges: ``blocks`` equal blocks, a share ``p_in_share`` of the
     edges inside blocks. Vectorised: endpoints are drawn uniformly per block pair, then deduplicated."""
     m = int(m)
@@ -253,7 +332,9 @@ def sbm(m: int, *, blocks: int = 20, p_in_share: float = 0.8, seed: int = 0) -> 
     n = size * blocks
     keys = np.empty(0, dtype=np.int64)
     want = m
-    for _ in range(8):
+    for round_ in range(8):
+        if progress is not None:
+            progress(min(0.9, round_ / 4), f"SBM sampling round {round_ + 1}")
         k = int(want * 1.1) + 64
         inside = rng.random(k) < p_in_share
         bu = rng.integers(0, blocks, k)
@@ -305,21 +386,44 @@ GENERATORS: dict[str, tuple] = {
     "barabasi_albert": (_ba, 200_000, "Barabási–Albert preferential attachment, 4 edges per new node"),
     "lfr": (_lfr, 25_000, "LFR benchmark (tau1 = 3, tau2 = 1.5, mu = 0.1), planted communities"),
 }
+# short names for a dropdown (the descriptions above say the parameters)
+GENERATOR_LABELS: dict[str, str] = {
+    "rmat": "R-MAT (skewed degrees)",
+    "sbm": "Block model (20 blocks)",
+    "barabasi_albert": "Barabási–Albert",
+    "lfr": "LFR (planted communities)",
+}
 
 
-def generate(name: str, m: int, *, seed: int = 0) -> Graph:
-    """Generate about ``m`` edges with generator ``name`` (see :data:`GENERATORS`)."""
-    if name not in GENERATORS:
+def generator_cap(name: str) -> int:
+    """Most edges generator ``name`` takes (its own cap, within ``LIMITS.max_graph_edges``)."""
+    return min(GENERATORS[name][1] or LIMITS.max_graph_edges, LIMITS.max_graph_edges)
+
+
+def check_generator(name: str, m) -> int:
+    """The edge count ``m`` as an int, or :class:`InputError` naming what is wrong with ``name`` or ``m``."""
+    if not isinstance(name, str) or name not in GENERATORS:
         raise InputError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
-    fn, cap, _ = GENERATORS[name]
     try:
-        m = int(m)
+        f = float(m)
     except (TypeError, ValueError):
-        raise InputError(f"edge count must be an integer, got {m!r}") from None
-    cap = min(cap or LIMITS.max_graph_edges, LIMITS.max_graph_edges)
+        raise InputError(f"edge count must be a whole number, got {m!r}") from None
+    if f != f or not f.is_integer():
+        raise InputError(f"edge count must be a whole number, got {m!r}")
+    m = int(f)
+    cap = generator_cap(name)
     if m < 10 or m > cap:
         raise InputError(f"generator {name!r} takes 10 to {cap:,} edges, got {m:,}")
-    graph = fn(m, seed=int(seed))
+    return m
+
+
+def generate(name: str, m: int, *, seed: int = 0, progress: Progress | None = None) -> Graph:
+    """Generate about ``m`` edges with generator ``name`` (see :data:`GENERATORS`)."""
+    m = check_generator(name, m)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise InputError(f"generator seed must be a whole number in [0, 2**32), got {seed!r}")
+    fn = GENERATORS[name][0]
+    graph = fn(m, seed=int(seed), progress=progress) if fn in (rmat, sbm) else fn(m, seed=int(seed))
     graph.notices = []  # relabelling a generator's ids is not news to the user
     return graph
 
@@ -327,10 +431,10 @@ def generate(name: str, m: int, *, seed: int = 0) -> Graph:
 # ----------------------------------------------------------------------------------------- edge lists
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, notices: list[str]) -> str:
     if data[:2] == b"\x1f\x8b":
         # streamed, so a gzip bomb is refused at the cap instead of being inflated whole first
-        data = gunzip_capped(data, max_bytes=10 * LIMITS.max_upload_bytes, what=name)
+        data = gunzip_capped(data, max_bytes=max_text_bytes(), what=name)
     if not data.strip():
         raise InputError(f"{name}: the file is empty; expected an edge list, one 'u v' pair per line")
     head = data[:65536]
@@ -338,14 +442,12 @@ def _decode(data: bytes, name: str) -> str:
         raise InputError(f"{name}: this is a binary file, not a text edge list ('u v' per line)")
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            return data.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-            raise InputError(f"{name}: could not decode the file as text") from None
+    except UnicodeDecodeError as e:
+        notices.append(f"the file is not UTF-8 (byte {e.start:,}); it was read as Latin-1")
+        return data.decode("latin-1")  # decodes any byte: ids stay distinct, names may look odd
 
 
-def _parse_numeric(pd, text: str, names: list, name: str) -> Graph | None:
+def _parse_numeric(pd, text: str, names: list, name: str, notices: list[str]) -> Graph | None:
     """The common case (non-negative integer ids, optional weights) without per-cell string objects;
     ``None`` sends anything else (headers, string or negative ids, odd rows) to the general parser."""
     try:
@@ -361,7 +463,7 @@ def _parse_numeric(pd, text: str, names: list, name: str) -> Graph | None:
     ok = np.isfinite(nu).all() and np.isfinite(nv).all() and min(nu.min(), nv.min()) >= 0
     if not (ok and (nu % 1 == 0).all() and (nv % 1 == 0).all() and max(nu.max(), nv.max()) < 2**53):
         return None
-    notices = []
+    notices = list(notices)
     if short.any():
         notices.append(f"{int(short.sum()):,} line(s) with fewer than two ids skipped")
     if df.shape[1] == 3 and df.iloc[:, 2].notna().any():
@@ -369,24 +471,50 @@ def _parse_numeric(pd, text: str, names: list, name: str) -> Graph | None:
     return from_edges(nu.astype(np.int64), nv.astype(np.int64), name=name, notices=notices)
 
 
-def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
+def _refuse_nan_ids(name: str, nu: np.ndarray, nv: np.ndarray, u_raw: np.ndarray, v_raw: np.ndarray) -> None:
+    """Refuse ids that read as NaN or infinity when the other ids are numbers (a broken export, not names)."""
+    both = np.r_[nu, nv]
+    bad = np.isnan(both) & np.isin(np.char.lower(np.r_[u_raw, v_raw].astype(str)), ("nan", "+nan", "-nan"))
+    bad |= np.isinf(both)
+    if bad.any() and np.isfinite(both).sum() >= both.size / 2:
+        i = int(np.flatnonzero(bad)[0])
+        raw = np.r_[u_raw, v_raw][i]
+        raise InputError(
+            f"{name}: edge {i % nu.size + 1:,} has node id {raw!r}, which reads as NaN or infinity; "
+            f"node ids are whole numbers or names ({int(bad.sum()):,} such id(s) in the file)"
+        )
+
+
+def parse_edge_list(data: bytes | str, *, name: str = "upload", progress: Progress | None = None) -> Graph:
     """Parse an edge list: one edge per line, ``u v`` separated by spaces, tabs or commas.
 
     Lines starting with ``#`` or ``%`` are comments; a header line of non-numeric column names is skipped
     when the rest is numeric; a third (weight) column is ignored with a notice; string ids are mapped. A
     square 0/1 table (an adjacency matrix) is recognised and refused with a message saying how to convert it.
-    ``.gz`` content is decompressed.
+    ``.gz`` content is decompressed (streamed, within :func:`max_text_bytes`). Ids that read as NaN or infinity
+    among numeric ids are refused. A file of more than :data:`HEAVY_EDGES` lines is parsed as heavy work
+    (:func:`heavy`: memory estimate, then a slot).
     """
-    import pandas as pd
-
     if isinstance(data, str):
         data = data.encode("utf-8")
     if len(data) > LIMITS.max_upload_bytes:
         raise InputError(f"{name}: {len(data):,} bytes is over the upload cap of {LIMITS.max_upload_bytes:,}")
-    text = _decode(data, name)
+    notices: list[str] = []
+    text = _decode(data, name, notices)
+    del data
     n_lines = text.count("\n") + 1
     if n_lines > 2 * LIMITS.max_graph_edges + 10:
         raise InputError(f"{name}: {n_lines:,} lines is over the cap of {LIMITS.max_graph_edges:,} edges")
+    what = f"parsing {name} ({n_lines:,} lines)"
+    with heavy(n_lines, what, memory=parse_bytes(len(text)), expect_s=5 + n_lines / 2e5, progress=progress):
+        if progress is not None:
+            progress(0.1, what)
+        return _parse_text(text, name, notices, progress or (lambda frac, desc: None))
+
+
+def _parse_text(text: str, name: str, notices: list[str], progress: Progress) -> Graph:
+    import pandas as pd
+
     text = text.replace(",", " ").replace(";", " ").replace("\n%", "\n#")
     if text.startswith("%"):
         text = "#" + text[1:]
@@ -394,9 +522,10 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
     ncols = max((len(t) for t in sample), default=2)
     names = list(range(max(ncols, 2)))
     if ncols <= 3:  # fast path: plain numeric ids, parsed straight to floats by pandas' C reader
-        fast = _parse_numeric(pd, text, names, name)
+        fast = _parse_numeric(pd, text, names, name, notices)
         if fast is not None:
             return fast
+    progress(0.25, f"{name}: ids are not all plain numbers; reading them as names")
     try:
         df = pd.read_csv(
             io.StringIO(text),
@@ -414,7 +543,8 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
         raise InputError(f"{name}: rows have different numbers of columns ({str(e).strip()[:120]})") from None
     if df.shape[0] == 0:
         raise InputError(f"{name}: no edges found (only comments or blank lines)")
-    notices: list[str] = []
+    progress(0.4, f"{name}: {df.shape[0]:,} rows read; checking the ids")
+    notices = list(notices)
     short = df.iloc[:, 1].isna().to_numpy()
     if short.all():
         raise InputError(f"{name}: each line needs two node ids ('u v'); found one column")
@@ -439,6 +569,8 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
         notices.append("third column (weights) ignored: SSumM summarises unweighted graphs")
     u_raw, v_raw = df.iloc[:, 0].to_numpy(), df.iloc[:, 1].to_numpy()
     nu, nv = numeric.iloc[:, 0].to_numpy(), numeric.iloc[:, 1].to_numpy()
+    _refuse_nan_ids(name, nu, nv, u_raw, v_raw)
+    progress(0.7, f"{name}: mapping node ids")
     integer = (
         not np.isnan(nu).any() and not np.isnan(nv).any() and (nu % 1 == 0).all() and (nv % 1 == 0).all()
     )
@@ -449,7 +581,7 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload") -> Graph:
     return from_edges(u, v, name=name, notices=notices)
 
 
-def load_edge_list(path: str | Path) -> Graph:
+def load_edge_list(path: str | Path, *, progress: Progress | None = None) -> Graph:
     """Read and parse an edge-list file (see :func:`parse_edge_list`)."""
     path = Path(path)
     if not path.exists():
@@ -459,7 +591,7 @@ def load_edge_list(path: str | Path) -> Graph:
     size = path.stat().st_size
     if size > LIMITS.max_upload_bytes:
         raise InputError(f"{path.name}: {size:,} bytes is over the upload cap of {LIMITS.max_upload_bytes:,}")
-    return parse_edge_list(path.read_bytes(), name=path.name)
+    return parse_edge_list(path.read_bytes(), name=path.name, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------- cached
@@ -472,12 +604,19 @@ def cached_builtin(name: str) -> Graph:
     return _graphs.get_or_compute(("builtin", name), lambda: builtin(name))
 
 
-def cached_generate(name: str, m: int, *, seed: int = 0) -> Graph:
-    """:func:`generate`, built once per (generator, edges, seed)."""
-    return _graphs.get_or_compute(("generate", name, int(m), int(seed)), lambda: generate(name, m, seed=seed))
+def cached_generate(name: str, m: int, *, seed: int = 0, progress: Progress | None = None) -> Graph:
+    """:func:`generate`, built once per (generator, edges, seed); a big one is built as heavy work."""
+    m = check_generator(name, m)
+
+    def build() -> Graph:
+        what = f"generating {name} with {m:,} edges"
+        with heavy(m, what, memory=graph_bytes(m), expect_s=2 + m / 2e5, progress=progress):
+            return generate(name, m, seed=seed, progress=progress)
+
+    return _graphs.get_or_compute(("generate", name, m, seed), build)
 
 
-def cached_edge_list(path: str | Path) -> Graph:
+def cached_edge_list(path: str | Path, *, progress: Progress | None = None) -> Graph:
     """:func:`load_edge_list`, parsed once per file content (an upload is keyed by its bytes, not its name)."""
     path = Path(path)
     if not path.is_file():
@@ -486,4 +625,6 @@ def cached_edge_list(path: str | Path) -> Graph:
     if size > LIMITS.max_upload_bytes:
         raise InputError(f"{path.name} is {size:,} bytes, over the cap of {LIMITS.max_upload_bytes:,}")
     data = path.read_bytes()
-    return _graphs.get_or_compute(("edges", fingerprint(data)), lambda: parse_edge_list(data, name=path.name))
+    return _graphs.get_or_compute(
+        ("edges", fingerprint(data)), lambda: parse_edge_list(data, name=path.name, progress=progress)
+    )

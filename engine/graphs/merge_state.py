@@ -42,6 +42,7 @@ __all__ = [
     "MODE_L2",
     "MODE_L1",
     "MODE_ALL",
+    "CHUNK_S",
     "init_state",
     "seed",
     "labels",
@@ -70,6 +71,7 @@ STAMP = 4  # generation counter for the mark arrays (no clearing between calls)
 SHIFT = 5  # 64 - log2(table size), for the multiplicative hash
 
 MODE_L2, MODE_L1, MODE_ALL = 0, 1, 2  # how merge_cost encodes a block (see the module docstring)
+CHUNK_S = 0.25  # seconds of merging between two progress reports (the summarisers size their chunks to it)
 
 _GOLDEN = np.uint64(11400714819323198485)
 

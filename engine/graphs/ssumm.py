@@ -121,21 +121,40 @@ def _bitlen(x):
     return c
 
 
+# where a paused _merge_step resumes: indices into its ``pos`` array
+_G, _LEN, _INSIDE, _UNTIL, _UNIQ = 0, 1, 2, 3, 4
+
+
 @nb.njit(cache=True)
-def _merge_step(groups, offsets, threshold, st, mode, target):
-    """One iteration over the candidate groups; returns 0 once the summary fits the target size."""
+def _merge_step(groups, offsets, threshold, st, mode, target, dup, pos, grp, budget):
+    """Merge within the candidate groups of one iteration, for at most about ``budget`` units of work (the
+    neighbour-list entries the scored and merged pairs touch); returns 0 once the summary fits the target
+    size, 1 when the iteration is done, 2 when paused by the budget.
+
+    It can pause anywhere and resume where it stopped: ``pos`` (int64 [5]) holds the group, its live length
+    (-1 = not started), the rounds without a merge, their limit and the sampled-pair stamp; ``grp`` holds the
+    group being worked on. Pausing draws no random numbers, so the summary is the same however the work is
+    split (the caller reports progress between the pieces)."""
     sparse_cost = 2.0 * np.log2(st.parent.size)
-    dup = np.zeros((GROUP_MAX, GROUP_MAX), dtype=np.int64)
-    uniq = 0
-    merges = 0
-    for g in range(offsets.size - 1):
-        grp = groups[offsets[g] : offsets[g + 1]].copy()
-        length = grp.size
-        if length < 2:
-            continue
-        until = _bitlen(_bitlen(length - 1) - 1)  # about log2 log2 |group| rounds without a merge
-        inside = 0
+    g, length, inside, until, uniq = pos[_G], pos[_LEN], pos[_INSIDE], pos[_UNTIL], pos[_UNIQ]
+    nlen = st.nlen
+    work = 0
+    status = 1
+    while g < offsets.size - 1:
+        if length < 0:  # start group g
+            length = offsets[g + 1] - offsets[g]
+            if length < 2:
+                g += 1
+                length = -1
+                continue
+            grp[:length] = groups[offsets[g] : offsets[g + 1]]
+            until = _bitlen(_bitlen(length - 1) - 1)  # about log2 log2 |group| rounds without a merge
+            inside = 0
+        paused = False
         while inside < until:
+            if work >= budget:
+                paused = True
+                break
             uniq += 1
             if length < 2:
                 break
@@ -152,6 +171,7 @@ def _merge_step(groups, offsets, threshold, st, mode, target):
                 if dup[s, d] == uniq:
                     continue
                 dup[s, d] = uniq
+                work += nlen[grp[s]] + nlen[grp[d]] + 1
                 sv = _saving(st, grp[s], grp[d], sup_cost, sparse_cost, mode)
                 if max_saving < sv:
                     max_saving = sv
@@ -161,13 +181,21 @@ def _merge_step(groups, offsets, threshold, st, mode, target):
                 inside += 1
                 continue
             inside = 0
+            work += nlen[grp[best_s]] + nlen[grp[best_d]] + 1
             ms.merge(st, grp[best_s], grp[best_d], sparse_cost, mode)
-            merges += 1
             length -= 1
             grp[best_d] = grp[length]
             if ms.size_bits(st) <= target:
-                return 0, merges
-    return 1, merges
+                status = 0
+                break
+        if status == 0 or paused:
+            if paused:
+                status = 2
+            break
+        g += 1
+        length = -1
+    pos[_G], pos[_LEN], pos[_INSIDE], pos[_UNTIL], pos[_UNIQ] = g, length, inside, until, uniq
+    return status
 
 
 @nb.njit(cache=True)
@@ -225,10 +253,31 @@ def _groups(sig, ids, order, limit):
     return groups, np.flatnonzero(cut).astype(np.int64)
 
 
-def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple:
-    """The SSumM search and sparsification; returns the summary and the iterations run."""
+def _merge_iteration(groups, offsets, theta, st, mode, target, report) -> int:
+    """One iteration's merges, in pieces of work sized to take about :data:`ms.CHUNK_S` each, calling
+    ``report(fraction of the groups done)`` between pieces; returns 0 once the summary fits, else 1."""
+    dup = np.zeros((GROUP_MAX, GROUP_MAX), dtype=np.int64)
+    grp = np.empty(max(GROUP_MAX, int(np.diff(offsets).max(initial=0))), dtype=np.int64)
+    pos = np.array([0, -1, 0, 0, 0], dtype=np.int64)
+    budget = 100_000
+    n_groups = max(offsets.size - 1, 1)
+    while True:
+        tc = time.perf_counter()
+        status = _merge_step(groups, offsets, theta, st, mode, target, dup, pos, grp, budget)
+        if status != 2:
+            return status
+        dt = time.perf_counter() - tc
+        budget = int(min(max(budget * ms.CHUNK_S / max(dt, 1e-4), 1000), 2 * budget))
+        report(pos[_G] / n_groups)
+
+
+def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict, progress=None) -> tuple:
+    """The SSumM search and sparsification; returns the summary and the iterations run. ``progress(frac,
+    desc)`` hears from every iteration, and from within one every ~0.25 s (what it raises ends the run)."""
     n, m = graph.n, graph.m
+    say = progress or (lambda frac, desc: None)
     t0 = time.perf_counter()
+    say(0.0, f"ssumm: setting up {n:,} supernodes")
     st = ms.init_state(graph)
     target = cfg.budget * input_bits(n, m)
     mode = ms.MODE_L1 if cfg.error == "l1" else ms.MODE_L2
@@ -237,20 +286,29 @@ def _run(graph: Graph, cfg: SSumMConfig, seed: int, timings: dict) -> tuple:
     timings["signatures"] = timings["merge"] = 0.0
     it_run = 0
     fits = False
-    for t in range(1, cfg.iterations + 1):
-        theta = 1.0 / (1 + t) if t != cfg.iterations else 0.0
+    T = cfg.iterations
+    for t in range(1, T + 1):
+        theta = 1.0 / (1 + t) if t != T else 0.0
+
+        def report(done: float, t: int = t) -> None:
+            size = ms.size_bits(st) / max(target, 1e-12)
+            say(0.9 * (t - 1 + done) / T, f"ssumm iteration {t} of {T}: {int(st.sc[ms.NUM_S]):,} supernodes, "
+                f"size {size:.2f} x budget")  # fmt: skip
+
+        report(0.0)
         t1 = time.perf_counter()
         sig, ids = _signatures(st.indptr, st.indices, st.parent, st.alive, cfg.hashes)
         order = np.lexsort(tuple(sig[:, c] for c in range(sig.shape[1] - 1, -1, -1)))
         groups, offsets = _groups(sig, ids, order, GROUP_MAX)
         t2 = time.perf_counter()
-        status, _ = _merge_step(groups, offsets, theta, st, mode, target)
+        status = _merge_iteration(groups, offsets, theta, st, mode, target, report)
         timings["signatures"] += t2 - t1
         timings["merge"] += time.perf_counter() - t2
         it_run = t
         if status == 0:
             fits = True
             break
+    say(0.9, "ssumm: sparsifying superedges")
     t3 = time.perf_counter()
     labels = ms.labels(st.parent)
     live = st.hk != -1
@@ -332,6 +390,7 @@ def ssumm(
     iterations: int = 20,
     hashes: int = 10,
     seed: int = 0,
+    progress=None,
 ) -> GraphSummaryResult:
     """Summarise ``graph`` with SSumM within ``budget`` x its input bits.
 
@@ -349,6 +408,9 @@ def ssumm(
         Min-hash functions per iteration (the official code uses 10).
     seed : int
         Seeds the permutations and the pair sampling; equal seeds give equal summaries.
+    progress : callable(frac, desc), optional
+        Told about every iteration and, within one, every ~0.25 s; an exception it raises (a Stop) ends the
+        run. It does not change the summary.
 
     Returns
     -------
@@ -369,7 +431,7 @@ def ssumm(
     check_inputs(graph, budget, error)
     cfg = SSumMConfig(budget=float(budget), error=error, iterations=int(iterations), hashes=int(hashes))
     timings: dict[str, float] = {}
-    summary, it_run = _run(graph, cfg, seed, timings)
+    summary, it_run = _run(graph, cfg, seed, timings, progress)
     params = {"budget": cfg.budget, "error": error, "iterations": cfg.iterations, "hashes": cfg.hashes}
     notices = [] if summary.bits() <= cfg.budget * input_bits(graph.n, graph.m) + 1e-6 else ["over budget"]
     res = make_result("ssumm", graph, summary, params=params, seed=seed, timings=timings, notices=notices)
