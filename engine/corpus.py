@@ -111,6 +111,10 @@ def check_text(text: str) -> str:
         raise InputError(f"the text has {len(text):,} characters; the cap is {LIMITS.max_text_chars:,}")
     if "\x00" in text:
         raise InputError("the text contains NUL bytes: is it a binary file?")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates, e.g. from a client that sent broken UTF-16
+        raise InputError(f"the text is not valid Unicode (bad character at position {e.start})") from None
     return text
 
 

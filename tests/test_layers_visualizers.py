@@ -79,3 +79,47 @@ def test_scan_caption_names_method_input_and_numbers(scan):
     text = caption_scan(scan)
     assert "toy" in text and "2 samples × 16" in text and "LLM-Drop" in text
     assert "[5, 4, 3, 2]" in text  # most redundant attention layers first
+
+
+def _full_curve(labels, full=35.73):
+    counts = [0, 2, 4, 6, 8]
+    perplexity = {
+        s: [full] + [full * (1 + 0.3 * (i + 1) * k) for k in range(1, 5)] for i, s in enumerate(labels)
+    }
+    return DropCurve(
+        provenance=Provenance("drop-curve", {}, "x"), model="toy", counts=counts, perplexity=perplexity,
+        dropped={s: [{}] * len(counts) for s in labels}, full_perplexity=full, seeds=[42],
+        heldout={"windows": 4, "tokens_per_window": 256, "tokens": 1024, "source": "the held-out part of toy"},
+    )  # fmt: skip
+
+
+def test_drop_curve_axis_spans_the_values_not_1e36():
+    curve = _full_curve(["attn", "mlp", "block", "random-attn"])
+    fig = plot_drop_curve(curve)
+    values = [v for vs in curve.perplexity.values() for v in vs]
+    lo, hi = fig.layout.yaxis.range  # log10 units
+    assert fig.layout.yaxis.type == "log"
+    assert lo <= np.log10(min(values)) and hi >= np.log10(max(values)) and hi - lo < 2
+    # the full-model label sits at the line, in the axis' log units, and names the number
+    (label,) = [a for a in fig.layout.annotations if "full model" in a.text]
+    assert label.y == pytest.approx(np.log10(35.73)) and "35.73" in label.text
+    assert fig.layout.shapes[0].y0 == pytest.approx(35.73)  # the line itself in data units
+
+
+def test_every_curve_has_its_own_colour_controls_dashed():
+    from engine.layers.curve import curve_choices
+    from visualizers.style import OKABE_ITO
+
+    labels = list(curve_choices())
+    fig = plot_drop_curve(_full_curve(labels))
+    colours = [t.line.color for t in fig.data]
+    assert len(set(colours)) == len(labels) and set(colours) <= set(OKABE_ITO)
+    assert all((t.line.dash == "dash") == t.name.startswith("random") for t in fig.data)
+    default = plot_drop_curve(_full_curve(["attn", "mlp", "block", "random-attn"]))
+    assert len({t.line.color for t in default.data}) == 4  # MLP and random-attn no longer share orange
+
+
+def test_captions_state_the_heldout_windows():
+    text = caption_curve(_full_curve(["attn"]))
+    assert "4 windows × 256 tokens (1,024 tokens) of the held-out part of toy" in text
+    assert "same windows as Apply" in text

@@ -169,17 +169,52 @@ def default_plan(req: ScanRequest) -> DropPlan:
     return drop_plan(req, DEFAULT_DROP, {"n": min(n, scan.n_layers)})
 
 
+def _indices(values, what: str) -> tuple[int, ...]:
+    """Sorted layer indices from a checkbox group's values; each must be a whole number."""
+    if values is None:
+        return ()
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise InputError(f"the {what} layers must be a list of layer numbers, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise InputError(f"{what} layer {v!r} is not a layer number")
+        try:
+            f = float(v)
+        except ValueError:
+            raise InputError(f"{what} layer {v!r} is not a layer number") from None
+        if not f.is_integer():
+            raise InputError(f"{what} layer {v!r} is not a whole number")
+        out.append(int(f))
+    return tuple(sorted(out))
+
+
 def manual_plan(attn=(), mlp=(), block=()) -> DropPlan:
     """A plan of hand-picked layer indices (the tab's checkboxes); at least one must be picked."""
     plan = DropPlan(
-        attn=tuple(sorted(int(i) for i in attn or [])),
-        mlp=tuple(sorted(int(i) for i in mlp or [])),
-        block=tuple(sorted(int(i) for i in block or [])),
+        attn=_indices(attn, "attention"),
+        mlp=_indices(mlp, "MLP"),
+        block=_indices(block, "block"),
         strategy="manual",
     )
     if plan.count == 0:
         raise InputError("pick at least one layer to drop (tick attention, MLP or block layers)")
     return plan
+
+
+def check_prompt(prompt) -> str:
+    """The generation prompt, stripped (empty: :data:`DEFAULT_PROMPT`); text of at most
+    :data:`MAX_PROMPT_CHARS` valid Unicode characters."""
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"the prompt must be text, got {type(prompt).__name__}")
+    prompt = (prompt or "").strip() or DEFAULT_PROMPT
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InputError(f"the prompt is over {MAX_PROMPT_CHARS:,} characters")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"the prompt is not valid Unicode (bad character at position {e.start})") from None
+    return prompt
 
 
 def evaluate_plan(
@@ -192,9 +227,7 @@ def evaluate_plan(
     """Full vs dropped model on the held-out windows of ``req``'s text (:func:`eval_windows`), with
     :data:`APPLY` settings; the full model's numbers are memoised across calls."""
     s = APPLY.validate(settings)
-    prompt = (s["prompt"] or "").strip() or DEFAULT_PROMPT
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InputError(f"the prompt is over {MAX_PROMPT_CHARS:,} characters")
+    prompt = check_prompt(s["prompt"])
     loaded, corpus, _ = run_scan(req, progress=progress)
     heldout = eval_windows(loaded, corpus, req)
     n, t = heldout.shape
