@@ -61,7 +61,7 @@ HEAVY_S = 3.0  # a job estimated to run longer takes a heavy slot; shorter ones 
 # rollout and entropy take ~0.15 s for L * T^3 = 61 M, exact max-flow ~12 s for T * L * T * T = 61 M.
 _S_PER_ROLLOUT = 2.5e-9
 _S_PER_MAXFLOW = 2.2e-7
-_S_PER_FORWARD = 2e-9  # per layer x token x width^2 multiply-add of a transformer forward, roughly
+_S_PER_FLOP = 5e-11  # a transformer forward at ~20 GFLOP/s; it costs ~24 x width^2 FLOPs per token and layer
 _BUILTIN_FORWARD_S = 1.5  # the scene models' forward pass, measured (load excluded)
 
 
@@ -114,6 +114,14 @@ def _graph_seconds(method: str, values: dict, L: int, T: int) -> float:
     return s
 
 
+def _width(module, default: int) -> int:
+    """The hidden size of a transformers model (a VLM's text config for its LM), or ``default``."""
+    cfg = getattr(module, "config", None)
+    if cfg is not None and hasattr(cfg, "get_text_config"):
+        cfg = cfg.get_text_config()
+    return int(getattr(cfg, "hidden_size", 0) or default)
+
+
 def _shape(model_name: str, question: str | None, allow_network) -> tuple[int, int, int, float]:
     """(layers, heads, tokens, forward seconds) of ``model_name`` on one image, from the loaded model's config."""
     from engine.vision.loading import BUILTIN_VISION, VisionLanguageModel, load_vision
@@ -124,13 +132,13 @@ def _shape(model_name: str, question: str | None, allow_network) -> tuple[int, i
         pre, post = model.prompt_ids((question or DEFAULT_QUESTION).strip())  # checks the question's words
         n_img = enc.n_patches + (0 if model.drop_cls else enc.n_prefix)
         L, H, T = int(model.n_layers), int(model.n_heads), len(pre) + n_img + len(post)
-        width = int(getattr(getattr(model.lm, "config", None), "hidden_size", 0) or 1024)
+        lm_flops = 24 * L * T * _width(model.lm, 4096) ** 2
     else:
         enc = model
         L, H, T = int(enc.n_layers), int(enc.n_heads), enc.n_prefix + enc.n_patches
-        width = int(getattr(getattr(enc.model, "config", None), "hidden_size", 0) or 768)
-    vis_tokens = enc.n_prefix + enc.n_patches
-    forward_s = _S_PER_FORWARD * (L * T + enc.n_layers * vis_tokens) * width * width * 12
+        lm_flops = 0
+    vis_flops = 24 * enc.n_layers * (enc.n_prefix + enc.n_patches) * _width(enc.model, 1024) ** 2
+    forward_s = _S_PER_FLOP * (lm_flops + vis_flops)
     if model_name in BUILTIN_VISION:
         forward_s = min(forward_s, _BUILTIN_FORWARD_S)
     return L, H, T, forward_s
