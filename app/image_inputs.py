@@ -90,7 +90,8 @@ def image_input_components(names: tuple[str, ...] = EXAMPLES):
     import gradio as gr
 
     source = gr.Radio(list(SOURCES), value="Generated scene", label="Image")
-    scene_index = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SCENE, label="Scene index")
+    # no precision=0: gradio would round 2.5 silently and fail on NaN with a vague message; as_int says what is wrong
+    scene_index = gr.Number(value=0, minimum=0, maximum=MAX_SCENE, step=1, label="Scene index")
     ex = sorted(example_paths(names))
     example = gr.Dropdown(ex, value=ex[0] if ex else None, label="Example photo (scikit-image)")
     upload = gr.File(label="Upload an image", file_types=["image"], type="filepath")

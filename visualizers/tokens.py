@@ -288,7 +288,7 @@ def plot_pareto(table: dict) -> go.Figure:
     lo = max(0.0, np.floor((min(ys) - 0.02) * 20) / 20)
     for row, col in cells:
         fig.add_hline(y=full, line={"dash": "dash", "color": "#444444", "width": 1.5}, row=row, col=col,
-                      annotation_text=f"all tokens {full:.3f}", annotation_position="top left",
+                      annotation_text=f"all tokens {full:.3f}", annotation_position="top right",
                       annotation_font={"size": 12, "color": "#444444"})  # fmt: skip
     fig.update_xaxes(type="log", tickvals=keeps, ticktext=[f"{k:g}" for k in keeps])
     fig.update_xaxes(title_text="kept fraction of image tokens")

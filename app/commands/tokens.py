@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from app.commands import method_flag, param_flag
+from app.commands import method_flag, param_flag, tqdm_progress
 
 NAME = "tokens"
 HELP = "visual token pruning on the scene VLM: kept patches and scores for one image, or accuracy (--eval)"
@@ -71,7 +71,9 @@ def _run(args: argparse.Namespace):
 
         if args.model != "scene-vlm":
             raise InputError("--eval runs on the scene VLM's validation split (--model scene-vlm)")
-        return accuracy_at(load_vlm("scene-vlm"), args.method, keep, params, n=args.n)
+        return accuracy_at(
+            load_vlm("scene-vlm"), args.method, keep, params, n=args.n, progress=tqdm_progress()
+        )
     from engine.tokens.run import prune_image
 
     if args.image:
@@ -84,7 +86,7 @@ def _run(args: argparse.Namespace):
 
         image, notices = scenes.make_batch("val", as_int(args.scene, "--scene", low=0), 1).image_uint8(0), []
     r = prune_image(image, method=args.method, keep=keep, params=params, question=args.question,
-                    model=args.model, seed=args.seed, control=args.control)  # fmt: skip
+                    model=args.model, seed=args.seed, control=args.control, progress=tqdm_progress())  # fmt: skip
     return dataclasses.replace(r, notices=notices + r.notices) if notices else r
 
 

@@ -1,8 +1,17 @@
 """Visual Token Pruning tab: which image tokens the scene VLM can do without, by method, with the random
-control at the same place; overlays per pruning step, methods side by side, and accuracy vs kept tokens."""
+control at the same place; overlays per pruning step, methods side by side, and accuracy vs kept tokens.
+
+Each view downloads the data behind its figure (CSV tables and JSON from the result's own serialiser, PNGs of
+the figures). Pictures go to the browser as files written once under a name that is their content's hash, so
+two users who get the same picture never share a file that is being rewritten.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -11,10 +20,12 @@ import numpy as np
 from app.controls import controls, method_choices, method_dropdown
 from app.errors import user_errors
 from app.export import export
+from app.figures import fit
 from app.image_inputs import example_paths as _example_paths
 from app.image_inputs import get_image as _get_image
 from app.image_inputs import image_input_components
 from app.inputs import as_int
+from app.progress import gradio_progress, wire_stop
 from engine.registry import get
 
 TAB_TITLE = "Visual Token Pruning"
@@ -22,6 +33,7 @@ TAB_ORDER = 20
 
 EXAMPLES = ("chelsea.png", "astronaut.png", "coffee.png", "rocket.jpg")
 MAX_STAGE = 3
+DEFAULT_MODEL = "scene-vlm"
 
 
 def example_paths() -> dict[str, Path]:
@@ -52,28 +64,42 @@ def _extra_params() -> list:
     return [p for p in family_params() if p.name != "keep" and p.name not in API_PARAMS]
 
 
+def _picture_file(img) -> str:
+    """``img`` as a PNG file named by its content's hash, written once (temporary name, then rename) and never
+    rewritten: what the browser fetches cannot change under another user's download."""
+    from visualizers.tokens import png_bytes
+
+    data = png_bytes(img)
+    folder = Path(tempfile.gettempdir()) / "redex-tokens-pictures"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:40]}.png"
+    if not path.exists():
+        tmp = folder / f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def _run(source, scene_index, example, upload, model, method, keep, layer, K, question, control=False, seed=0,
-         *more):  # fmt: skip
+         *more, progress=None):  # fmt: skip
     from engine.tokens.run import prune_image
 
     img, notices, described = get_image(source, scene_index, example, upload)
     given = dict(zip((*API_PARAMS, *(p.name for p in _extra_params())), (layer, K, *more), strict=False))
     own = {p.name for p in get(method, family="tokens").params}  # each method reads only its own parameters
     res = prune_image(img, method=method, keep=keep, params={k: v for k, v in given.items() if k in own and v is not None},
-                      question=question, model=(model or "scene-vlm").strip(), control=bool(control),
-                      seed=as_int(seed or 0, "control seed", 0))  # fmt: skip
+                      question=question, model=(model or DEFAULT_MODEL).strip(), control=bool(control),
+                      seed=as_int(seed or 0, "control seed", 0), progress=progress or gradio_progress(None))  # fmt: skip
     return img, notices, described, res
 
 
-@user_errors
-def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
-          seed=0, *more):  # fmt: skip
-    """Handler: prune one image with one method (or its random control at the same place); overlay at the
-    chosen step, answers, metrics, caption."""
+def _view(args, progress=None):
+    """(overlay picture, answer with all tokens, answer pruned, metrics rows, caption) for the tab's inputs."""
     from visualizers.tokens import pruning_caption, stage_overlay
 
-    img, notices, described, res = _run(source, scene_index, example, upload, model, method, keep, layer, K,
-                                        question, control, seed, *more)  # fmt: skip
+    *run_args, stage = args[:11]
+    run_args += list(args[11:])
+    img, notices, described, res = _run(*run_args, progress=progress)
     pic, label = stage_overlay(res, img, MAX_STAGE if stage is None else as_int(stage, "step", 0))
     cap = pruning_caption(res, label) + f" Input: {described}."
     if notices:
@@ -83,10 +109,26 @@ def prune(source, scene_index, example, upload, model, method, keep, layer, K, q
 
 
 @user_errors
+def prune(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
+          seed=0, *more):  # fmt: skip
+    """Handler: prune one image with one method (or its random control at the same place); overlay at the
+    chosen step, answers, metrics, caption."""
+    return _view((source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control,
+                  seed, *more))  # fmt: skip
+
+
+@user_errors
+def prune_event(progress=gr.Progress(), *args):
+    """The Prune button: :func:`prune` with a moving progress bar and Stop, the overlay sent as a file."""
+    pic, *rest = _view(args, progress=gradio_progress(progress))
+    return _picture_file(pic), *rest
+
+
+@user_errors
 def download(source, scene_index, example, upload, model, method, keep, layer, K, question, stage, control=False,
              seed=0, *more):  # fmt: skip
-    """Handler: the pruning's JSON and CSV (the result's own serialiser, as ``redex tokens --json``) and the
-    overlay PNG."""
+    """Handler: the pruning's JSON and CSV (the result's own serialiser, as ``redex tokens --json``; the
+    ``patches`` table is the data behind the overlay) and the overlay PNG, in a fresh folder."""
     from visualizers.tokens import png_bytes, stage_overlay
 
     img, _, _, res = _run(source, scene_index, example, upload, model, method, keep, layer, K, question, control,
@@ -95,21 +137,56 @@ def download(source, scene_index, example, upload, model, method, keep, layer, K
     return export(res, f"tokens_{method}", extra={"overlay.png": png_bytes(pic)})
 
 
-@user_errors
-def compare_methods(source, scene_index, example, upload, model, methods, keep, question):
-    """Handler: several methods on the same image at the same kept fraction, side by side, and their IoU."""
+def _compare(source, scene_index, example, upload, model, methods, keep, question, progress=None):
     from engine.tokens.run import compare
-    from visualizers.tokens import comparison_tiles, plot_agreement
 
     img, notices, described = get_image(source, scene_index, example, upload)
     if len(methods or []) < 2:
         raise gr.Error("pick at least two methods to compare")
-    res = compare(img, list(methods), keep=keep, question=question, model=(model or "scene-vlm").strip())
+    res = compare(img, list(methods), keep=keep, question=question, model=(model or DEFAULT_MODEL).strip(),
+                  progress=progress or gradio_progress(None))  # fmt: skip
+    return img, described, res
+
+
+def _compare_view(args, progress=None):
+    from visualizers.tokens import comparison_tiles, plot_agreement
+
+    img, described, res = _compare(*args, progress=progress)
     k = res.settings["keep"]
-    cap = (f"{len(methods)} methods at keep {k:.2f} on {described}; question *{res.question}*. Titles: answer "
-           "with the pruned tokens (with all tokens). LLaVolta pools instead of dropping: its 'kept set' in the "
-           "IoU is the first patch of each window.")  # fmt: skip
+    cap = (f"{len(res.methods)} methods at keep {k:.2f} on {described}; question *{res.question}*. Each tile: "
+           "the method, then its answer with the pruned tokens (and with all tokens). Pruned patches are dimmed "
+           "and hatched, kept ones outlined. LLaVolta pools instead of dropping: its 'kept set' in the IoU is the "
+           "first patch of each window.")  # fmt: skip
     return comparison_tiles(res, img), plot_agreement(res.methods, res.iou, keep=k), cap
+
+
+@user_errors
+def compare_methods(source, scene_index, example, upload, model, methods, keep, question):
+    """Handler: several methods on the same image at the same kept fraction, side by side, and their IoU."""
+    return _compare_view((source, scene_index, example, upload, model, methods, keep, question))
+
+
+@user_errors
+def compare_event(
+    source, scene_index, example, upload, model, methods, keep, question, progress=gr.Progress()
+):
+    """The Compare button: :func:`compare_methods` with progress and Stop, tiles sent as a file, the plot fitted
+    to its panel."""
+    tiles, fig, cap = _compare_view((source, scene_index, example, upload, model, methods, keep, question),
+                                    progress=gradio_progress(progress))  # fmt: skip
+    return _picture_file(tiles), fit(fig), cap
+
+
+@user_errors
+def compare_download(source, scene_index, example, upload, model, methods, keep, question):
+    """Handler: the comparison's JSON and CSVs (one row per method; the IoU matrix; which patches each method
+    kept, the data behind the tiles) and PNGs of the tiles and the IoU heatmap."""
+    from visualizers.tokens import comparison_tiles, plot_agreement, png_bytes
+
+    img, _, res = _compare(source, scene_index, example, upload, model, methods, keep, question)
+    fig = plot_agreement(res.methods, res.iou, keep=res.settings["keep"])
+    return export(res, "tokens_compare", figures={"agreement.png": fig},
+                  extra={"overlays.png": png_bytes(comparison_tiles(res, img))})  # fmt: skip
 
 
 def pareto():
@@ -124,16 +201,29 @@ def pareto():
     return plot_pareto(t), [list(r.values()) for r in rows], pareto_caption(t)
 
 
+@user_errors
+def pareto_download():
+    """Handler: the shipped Pareto table as CSV (one row per method and kept fraction, with its control's
+    numbers; the all-tokens reference) and JSON, and the plot as PNG."""
+    from engine.tokens.evaluate import load_table, shipped_evaluation
+    from visualizers.tokens import plot_pareto
+
+    res = shipped_evaluation()
+    if res is None:
+        raise gr.Error("The Pareto table is not computed yet: run `python -m engine.tokens.evaluate`.")
+    return export(res, "tokens_pareto", figures={"pareto.png": plot_pareto(load_table())})
+
+
 def warmup() -> None:
     from engine.vision.loading import load_vision
 
-    load_vision("scene-vlm")
+    load_vision(DEFAULT_MODEL)
     prune(
         "Generated scene",
         0,
         None,
         None,
-        "scene-vlm",
+        DEFAULT_MODEL,
         "flowcut",
         0.25,
         -1,
@@ -145,6 +235,15 @@ def warmup() -> None:
 
 PARETO_HEADERS = ["method", "acts", "kept", "tokens", "accuracy", "random here (mean ± std)", "objects kept",
                   "GFLOPs", "latency ms"]  # fmt: skip
+
+# (label, scene, method, keep, question): three views that make the point with the shipped scene VLM on a CPU
+# in about a second each (and at once from the engine cache after the first)
+NAMED_EXAMPLES = (
+    ("FlowCut inside the ViT keeps the objects (scene 0, 25%)", 0, "flowcut", 0.25, "how many objects ?"),
+    ("CLS attention at the last ViT layer loses the diamonds (scene 2, 11%)", 2, "cls-attention", 0.11,
+     "how many diamonds ?"),
+    ("Random tokens at the same place do better (scene 2, 11%)", 2, "random-keep", 0.11, "how many diamonds ?"),
+)  # fmt: skip
 
 
 def build_tab() -> None:
@@ -160,7 +259,7 @@ def build_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             source, scene_index, example, upload = image_input_components(EXAMPLES)
-            model = gr.Dropdown(["scene-vlm"], value="scene-vlm", allow_custom_value=True,
+            model = gr.Dropdown([DEFAULT_MODEL], value=DEFAULT_MODEL, allow_custom_value=True,
                                 label="Model (scene-vlm, or a LLaVA-style folder / hub id)")  # fmt: skip
             question = gr.Textbox(value="how many objects ?", label="Question (scene-vlm: scene vocabulary)")
             method = method_dropdown("tokens", value="flowcut", label="Method")
@@ -173,8 +272,10 @@ def build_tab() -> None:
             )
             with gr.Row():
                 control = gr.Checkbox(False, label="Random control at the same place")
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=10_000, label="Control seed")
-            apply = gr.Button("Prune", variant="primary")
+                seed = gr.Number(value=0, minimum=0, maximum=10_000, step=1, label="Control seed")  # as_int checks
+            with gr.Row():
+                apply = gr.Button("Prune", variant="primary", scale=3)
+                stop = gr.Button("Stop", variant="stop", scale=1)
             dl_btn = gr.Button("Download data (JSON, CSV, PNG)")
             files = gr.File(label="Downloads", file_count="multiple")
         with gr.Column(scale=2):
@@ -186,30 +287,47 @@ def build_tab() -> None:
                 ans_pruned = gr.Textbox(label="Answer with pruned tokens")
             caption = gr.Markdown(elem_classes=["caption"])
             table = gr.Dataframe(headers=["quantity", "value"], interactive=False, label="Metrics")
+    extra = [pc[p.name] for p in _extra_params()]
+    inputs = [source, scene_index, example, upload, model, method, pc["keep"], pc["layer"], pc["K"], question, stage,
+              control, seed, *extra]  # fmt: skip
+    outputs = [overlay, ans_full, ans_pruned, table, caption]
+    gr.Examples(
+        [["Generated scene", scene, None, None, DEFAULT_MODEL, m, keep, -1, -1, q, MAX_STAGE, False, 0,
+          *(p.default for p in _extra_params())] for _, scene, m, keep, q in NAMED_EXAMPLES],
+        inputs, outputs, fn=prune_event, run_on_click=True, cache_examples=False, label="Examples (click to run)",
+        example_labels=[e[0] for e in NAMED_EXAMPLES],
+    )  # fmt: skip
     gr.Markdown("### Methods side by side (same image, same kept fraction)")
     with gr.Row():
         with gr.Column(scale=1):
             methods = gr.CheckboxGroup(method_choices("tokens"), label="Methods",
                                        value=["flowcut", "cls-attention", "pyramiddrop", "random-keep"])  # fmt: skip
-            cmp_btn = gr.Button("Compare methods")
+            with gr.Row():
+                cmp_btn = gr.Button("Compare methods", variant="primary", scale=3)
+                cmp_stop = gr.Button("Stop", variant="stop", scale=1)
+            cmp_dl = gr.Button("Download comparison (CSV, JSON, PNG)")
+            cmp_files = gr.File(label="Comparison downloads", file_count="multiple")
         with gr.Column(scale=3):
             tiles = gr.Image(label="Overlays", type="pil")
             agree = gr.Plot(label="Agreement (IoU of kept sets)")
             cmp_cap = gr.Markdown(elem_classes=["caption"])
     gr.Markdown("### Accuracy vs kept tokens (validation split, shipped table)")
     fig, rows, pcap = pareto()
-    gr.Plot(value=fig, label="Pareto: accuracy vs kept fraction")
+    gr.Plot(value=fit(fig), label="Pareto: accuracy vs kept fraction")
     gr.Markdown(pcap, elem_classes=["caption"])
     gr.Dataframe(value=rows, headers=PARETO_HEADERS, interactive=False, label="Table behind the plot")
+    with gr.Row():
+        pareto_dl = gr.Button("Download Pareto data (CSV, JSON, PNG)", scale=1)
+        pareto_files = gr.File(label="Pareto downloads", file_count="multiple", scale=2)
 
-    extra = [pc[p.name] for p in _extra_params()]
-    inputs = [source, scene_index, example, upload, model, method, pc["keep"], pc["layer"], pc["K"], question, stage,
-              control, seed, *extra]  # fmt: skip
-    outputs = [overlay, ans_full, ans_pruned, table, caption]
-    apply.click(prune, inputs, outputs, api_name="tokens_prune")
-    stage.release(prune, inputs, outputs, api_name="tokens_stage")
-    dl_btn.click(download, inputs, [files], api_name="tokens_download")
+    ev_prune = apply.click(prune_event, inputs, outputs, api_name="tokens_prune")
+    ev_stage = stage.release(prune_event, inputs, outputs, api_name="tokens_stage")
+    ev_dl = dl_btn.click(download, inputs, [files], api_name="tokens_download")
+    wire_stop(stop, ev_prune, ev_stage, ev_dl)
     method.change(lambda m: [gr.update(visible=v) for v in _shown(m).values()], method, list(pc.values()),
                   api_visibility="private")  # fmt: skip
-    cmp_btn.click(compare_methods, [source, scene_index, example, upload, model, methods, pc["keep"], question],
-                  [tiles, agree, cmp_cap], api_name="tokens_compare")  # fmt: skip
+    cmp_inputs = [source, scene_index, example, upload, model, methods, pc["keep"], question]
+    ev_cmp = cmp_btn.click(compare_event, cmp_inputs, [tiles, agree, cmp_cap], api_name="tokens_compare")
+    ev_cmp_dl = cmp_dl.click(compare_download, cmp_inputs, [cmp_files], api_name="tokens_compare_download")
+    wire_stop(cmp_stop, ev_cmp, ev_cmp_dl)
+    pareto_dl.click(pareto_download, None, [pareto_files], api_name="tokens_pareto_download")

@@ -35,7 +35,7 @@ from engine.tokens.methods import control_extras
 
 __all__ = [
     "CONFIGS", "TABLE_PATH", "EVAL", "evaluate", "accuracy_at", "load_table", "run_method", "TokenEvaluation",
-    "AccuracyReport", "in_model_controls",
+    "AccuracyReport", "in_model_controls", "shipped_evaluation",
 ]  # fmt: skip
 
 TABLE_PATH = Path(__file__).resolve().parents[2] / "assets" / "tokens" / "pareto.json"
@@ -78,6 +78,12 @@ class TokenEvaluation(ComparisonResult):
     full: dict = field(default_factory=dict)
     seconds: float = 0.0
     backend: str = "cpu"
+
+    def tables(self) -> dict[str, list[dict]]:
+        """``comparison``: one row per method and kept fraction (every row with every column; the random rows
+        have no ``registered`` method or ViT count control), ``all_tokens``: the reference."""
+        cols = list(dict.fromkeys(k for r in self.rows for k in r))
+        return {"comparison": [{c: r.get(c) for c in cols} for r in self.rows], "all_tokens": [self.full]}
 
     def table(self) -> dict:
         return {"model": self.model, "split": self.split, "n_scenes": self.n_scenes,
@@ -136,18 +142,24 @@ def _objects_kept(cov: np.ndarray, kept: np.ndarray, Q: int) -> float:
 
 
 def evaluate(vlm, *, n: int = 64, keeps=KEEPS, seeds=SEEDS, configs=CONFIGS, batch: int = 16, log=print,
-             controls: tuple[str, ...] | None = None) -> TokenEvaluation:  # fmt: skip
+             controls: tuple[str, ...] | None = None, progress=None) -> TokenEvaluation:  # fmt: skip
     """The Pareto table (see the module docstring) on validation scenes 0..n-1; ``controls``: the in-model
     methods whose same-place random control is run (default :func:`in_model_controls`; random before the LM
-    always is). Cached by model and settings."""
+    always is). Cached by model and settings; runs in a heavy-job slot; ``progress(frac, desc)`` after every
+    method of every batch (it may raise to stop the run)."""
+    from engine.vision.loading import heavy_once
+
     controls = in_model_controls() if controls is None else tuple(controls)
     key = (vlm.name, n, list(keeps), list(seeds), [list(c) for c in configs], batch, list(controls))
-    return EVAL_CACHE.get_or_compute(
-        key, lambda: _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls)
-    )
+
+    def compute() -> TokenEvaluation:
+        with heavy_once(f"token accuracy table ({n} scenes)", expect_s=2.0 * n, progress=progress):
+            return _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls, progress)
+
+    return EVAL_CACHE.get_or_compute(key, compute)
 
 
-def _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls) -> TokenEvaluation:
+def _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls, progress=None) -> TokenEvaluation:
     from engine.vision import scenes
 
     runs: dict[tuple, dict] = {}
@@ -202,6 +214,8 @@ def _evaluate(vlm, n, keeps, seeds, configs, batch, log, controls) -> TokenEvalu
             for label, m, params in configs:
                 outs = run_method(vlm, px, b.questions, m, keep, params, vit_heads=m in in_vit)
                 add((label, keep, False, 0), outs, ans, cov, Q, vt if m in in_vit else None)
+                if progress is not None:
+                    progress(s / n, f"scenes {s}..{s + len(b) - 1} of {n}: {label} at keep {keep}")
         log(f"scenes {s + len(b)}/{n}  {time.perf_counter() - t0:.0f} s")
 
     def stats(key):
@@ -258,18 +272,28 @@ def _row(st: dict) -> dict:
 
 
 def accuracy_at(
-    vlm, name: str, keep: float, params: dict | None = None, *, n: int = 16, batch: int = 16
+    vlm, name: str, keep: float, params: dict | None = None, *, n: int = 16, batch: int = 16, progress=None
 ) -> AccuracyReport:
     """Accuracy with ``name`` at ``keep`` and with all tokens on validation scenes 0..n-1 (the CLI's --eval);
-    cached by model, method, parameters and ``n`` (in memory and on disk)."""
+    cached by model, method, parameters and ``n`` (in memory and on disk). More than one batch of scenes runs
+    in a heavy-job slot; ``progress(frac, desc)`` after every batch."""
+    from engine.vision.loading import heavy_once
+
     m = get(name, family="tokens")
     p = m.validate(dict(params or {}, keep=keep))
     n = EVAL.validate({"n": n})["n"]
     key = (vlm.name, name, p, n, batch)
-    return ACCURACY_CACHE.get_or_compute(key, lambda: _accuracy_at(vlm, m, p, n, batch))
+
+    def compute() -> AccuracyReport:
+        if n <= batch:
+            return _accuracy_at(vlm, m, p, n, batch, progress)
+        with heavy_once(f"token accuracy ({n} scenes)", expect_s=0.5 * n, progress=progress):
+            return _accuracy_at(vlm, m, p, n, batch, progress)
+
+    return ACCURACY_CACHE.get_or_compute(key, compute)
 
 
-def _accuracy_at(vlm, m, p: dict, n: int, batch: int) -> AccuracyReport:
+def _accuracy_at(vlm, m, p: dict, n: int, batch: int, progress=None) -> AccuracyReport:
     from engine.vision import scenes
 
     t_start = time.perf_counter()
@@ -289,10 +313,31 @@ def _accuracy_at(vlm, m, p: dict, n: int, batch: int) -> AccuracyReport:
         t += len(ans)
         if not m.fact("pools"):
             obj.append(_objects_kept(b.coverage.numpy(), np.concatenate([o.kept for o in outs]), 6))
+        if progress is not None:
+            progress((s + len(b)) / n, f"{name} at keep {keep}: scenes {s + len(b)} of {n}")
     prov = Provenance(method=name, params=p | {"n": n}, input_fingerprint=f"{vlm.name}/val/0..{n - 1}",
                       backend="cpu", timings={"total": time.perf_counter() - t_start})  # fmt: skip
     return AccuracyReport(provenance=prov, method=name, keep=keep, n_scenes=n, n_questions=t, accuracy=c / t,
                           accuracy_full=f / t, objects_kept=float(np.mean(obj)) if obj else 1.0)  # fmt: skip
+
+
+def shipped_evaluation(path: Path | None = None) -> TokenEvaluation | None:
+    """The shipped Pareto table (:func:`load_table`) as the :class:`TokenEvaluation` that computed it (its rows
+    and all-tokens reference, for the tab's CSV / JSON download); ``None`` if there is none."""
+    t = load_table(path)
+    if t is None:
+        return None
+    p = Path(path or TABLE_PATH)
+    params = {"n": t["n_scenes"], "keeps": t["keeps"], "seeds": t["seeds"]}
+    prov = Provenance(method="evaluate", params=params, input_fingerprint=f"{t['model']}/{t['split']}/0..{t['n_scenes'] - 1}",
+                      backend=t.get("backend", "cpu"), timings={"total": float(t.get("seconds", 0.0))},
+                      created=p.stat().st_mtime, host=f"shipped table {p.name} (computed offline)")  # fmt: skip
+    methods = [m for m in dict.fromkeys(r["method"] for r in t["rows"]) if m != "random"]
+    return TokenEvaluation(
+        provenance=prov, family="tokens", methods=methods, settings=params, rows=t["rows"], model=t["model"],
+        split=t["split"], n_scenes=t["n_scenes"], n_questions=t["n_questions"], seeds=list(t["seeds"]),
+        keeps=list(t["keeps"]), full=t["full"], seconds=float(t.get("seconds", 0.0)), backend=t.get("backend", "cpu"),
+    )  # fmt: skip
 
 
 def load_table(path: Path | None = None) -> dict | None:

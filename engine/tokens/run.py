@@ -38,6 +38,7 @@ COMPARE_CACHE = ResultCache("tokens-compare", version=1, maxsize=16)
 # a comparison on the scene VLM with at most this many methods not yet computed is cheap (about a second on a
 # CPU) and runs at once; more, or any run on a hub / LLaVA model, waits for a heavy-job slot
 SMALL_COMPARE = 2
+MAX_QUESTION_CHARS = 500  # a question for the VLM (the scene VLM reads at most 10 words)
 
 
 def _patch_rows(grid: tuple[int, int]) -> list[dict]:
@@ -142,6 +143,8 @@ def _inputs(vlm, image: np.ndarray, question: str | None):
     image, more = resize_for(image, vlm.encoder.image_size)
     px = vlm.encoder.preprocess(image)
     q = (question or "").strip() or DEFAULT_QUESTION
+    if len(q) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question has {len(q):,} characters; at most {MAX_QUESTION_CHARS} are read")
     _, ids = vlm.prompt_ids(q)
     return image, px, np.asarray(ids, dtype=np.int64)[None, None], q, notices + more
 
