@@ -272,7 +272,7 @@ def build_tab() -> None:
             )
             with gr.Row():
                 control = gr.Checkbox(False, label="Random control at the same place")
-                seed = gr.Number(value=0, minimum=0, maximum=10_000, step=1, label="Control seed")  # as_int checks
+                seed = gr.Number(value=0, minimum=0, maximum=10_000, step=1, label="Control seed")
             with gr.Row():
                 apply = gr.Button("Prune", variant="primary", scale=3)
                 stop = gr.Button("Stop", variant="stop", scale=1)
