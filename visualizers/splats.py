@@ -250,21 +250,24 @@ def caption(rep) -> str:
     )
 
 
-def labelled(img: np.ndarray, text: str, *, right: bool = False) -> Image.Image:
-    """The image with a small label in its top-left (or top-right) corner: which scene / backend it shows."""
+def labelled(img: np.ndarray, text: str, *, right: bool = False, bottom: bool = False) -> Image.Image:
+    """The image with a small label in one corner (top-left by default): which scene / backend it shows."""
     im = Image.fromarray(img).convert("RGB")
     d = ImageDraw.Draw(im)
     x0, y0, x1, y1 = d.textbbox((0, 0), text)
-    x = im.width - (x1 - x0) - 8 if right else 0
-    d.rectangle([x, 0, x + (x1 - x0) + 8, (y1 - y0) + 8], fill=(0, 0, 0))
-    d.text((x + 4, 3), text, fill=(255, 255, 255))
+    w, h = (x1 - x0) + 8, (y1 - y0) + 8
+    x = im.width - w if right else 0
+    y = im.height - h if bottom else 0
+    d.rectangle([x, y, x + w, y + h], fill=(0, 0, 0))
+    d.text((x + 4, y + 3), text, fill=(255, 255, 255))
     return im
 
 
 def before_after(rep) -> tuple[Image.Image, Image.Image]:
-    """The report's chosen view before and after pruning, each labelled with its Gaussian count."""
-    return (labelled(rep.before, f"before: {rep.count_before:,}"),
-            labelled(rep.after, f"after: {rep.count_after:,}", right=True))  # fmt: skip
+    """The report's chosen view before and after pruning, each labelled with its Gaussian count in a bottom
+    corner (the slider's own label covers the top left)."""
+    return (labelled(rep.before, f"before: {rep.count_before:,}", bottom=True),
+            labelled(rep.after, f"after: {rep.count_after:,}", right=True, bottom=True))  # fmt: skip
 
 
 # Gradio's splat viewer (gsplat.js) ignores Model3D's camera_position: its orbit camera starts 5 units from the

@@ -236,7 +236,7 @@ def _parse_header(buf: bytes) -> tuple[list[tuple[str, int, list[tuple[str, str]
     if not buf.startswith(b"ply"):
         raise InputError("not a PLY file (no 'ply' magic / 'end_header')")
     if end < 0:
-        if len(buf) > HEADER_MAX_BYTES:
+        if len(buf) >= HEADER_MAX_BYTES:
             raise InputError(f"PLY header has no 'end_header' in its first {HEADER_MAX_BYTES:,} bytes")
         raise InputError("not a PLY file (no 'ply' magic / 'end_header')")
     nl = buf.find(b"\n", end)
@@ -308,7 +308,7 @@ def _ply_layout(head: bytes, *, max_gaussians: int | None) -> SceneHeader:
         raise InputError("PLY vertex element repeats a property name")
     missing = [p for p in (*_CORE, *_DC) if p not in names]
     if missing:
-        if {"x", "y", "z"} <= set(names):
+        if {"x", "y", "z"} <= set(names) and not set(names) & set(_CORE[3:] + _DC):  # no Gaussian property
             raise InputError(
                 "this PLY is a point cloud, not a 3D Gaussian splat scene: it lacks "
                 + ", ".join(missing[:6])
