@@ -9,6 +9,12 @@ GPU (the device machine has no copy of SmolLM2's weights, so activations travel)
     python3 -m bench.superposition --device-job .cache/sae_gpu --out $OUT     # there: time the SAE, run the scan
     .venv/bin/python -m bench.superposition --import-gpu DIR             # here: merge into the JSON + cache
 
+The tab's default views are shipped precomputed (engine/superposition/shipped.py, assets/superposition/):
+
+    .venv/bin/python -m bench.superposition --defaults-inputs .cache/sae_defaults    # capture here (fp32)
+    python3 -m bench.superposition --defaults-job .cache/sae_defaults --out $OUT    # there: train the SAEs
+    .venv/bin/python -m bench.superposition --import-defaults DIR [--inputs .cache/sae_defaults]  # write assets
+
 Targets (issue 5): SAE training on 10,000 activations of width 576 at expansion 4 under 30 s on this CPU to the
 convergence criterion; the toy sweep (>= 8 levels) under 60 s; warm UMAP under 10 s.
 """
@@ -256,6 +262,137 @@ def import_gpu(folder: Path) -> None:
     _save(data)
 
 
+def _default_specs():
+    """(spec, validated params, shipped key) of every shipped default measurement."""
+    from engine.registry import get
+    from engine.superposition import shipped
+
+    out = []
+    for spec in shipped.SPECS:
+        params = get("sae-feature-count").validate(dict(shipped.DEFAULT_SAE))
+        parts = (spec["model"], spec["layer"], spec["site"], "", 128, params, (), None, 0)
+        out.append((spec, params, shipped.key(parts)))
+    return out
+
+
+def capture_default_inputs(folder: Path) -> None:
+    """The default views' activations, captured exactly as the engine's measurement captures them (fp32)."""
+    import safetensors.torch
+
+    from engine.models import load_model
+    from engine.superposition.activations import collect_activations
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lm = load_model("smollm2")
+    meta = []
+    for spec, params, key in _default_specs():
+        t0 = time.perf_counter()
+        a = collect_activations(lm, [spec["layer"]], site=spec["site"], max_activations=params["max_activations"],
+                                seq_len=128)  # fmt: skip
+        layer = spec["layer"]
+        safetensors.torch.save_file(
+            {
+                "acts": a.acts[layer].contiguous(),
+                "rows": a.rows[layer].contiguous(),
+                "token_ids": a.token_ids,
+            },
+            str(folder / f"L{layer}.safetensors"),
+        )
+        meta.append(
+            {"layer": layer, "key": key, "dropped": a.dropped[layer], "capture_s": time.perf_counter() - t0}
+        )
+        print(f"layer {layer}: {tuple(a.acts[layer].shape)} in {meta[-1]['capture_s']:.1f} s", flush=True)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def default_job(folder: Path, out: Path, dev: str | None = None) -> None:
+    """Train each default SAE with the engine's own measure_activations (on a GPU when there is one)."""
+    import safetensors.torch
+
+    from engine.registry import _REGISTRY  # not get(): that imports every family, and their dependencies
+    from engine.superposition.measure import _sae_config, measure_activations
+
+    dev = dev or ("cuda" if torch.cuda.is_available() else "cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    from engine.superposition import shipped
+
+    res = {"host": _host(), "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "none", "runs": []}
+    for m in json.loads((folder / "meta.json").read_text()):
+        params = _REGISTRY["sae-feature-count"].validate(dict(shipped.DEFAULT_SAE))
+        acts = safetensors.torch.load_file(str(folder / f"L{m['layer']}.safetensors"))["acts"]
+        t0 = time.perf_counter()
+        metrics, tr, sae = measure_activations(acts, config=_sae_config(**params), seed=0, device=dev)
+        sec = time.perf_counter() - t0
+        safetensors.torch.save_file(
+            {"weight": sae.weight.detach().cpu().contiguous(), "b_enc": sae.b_enc.detach().cpu().contiguous(),
+             "scale": torch.tensor([sae.scale])},
+            str(out / f"sae_L{m['layer']}.safetensors"),
+        )  # fmt: skip
+        keep = (
+            "epochs",
+            "best_epoch",
+            "converged",
+            "sae_seconds",
+            "losses",
+            "l0",
+            "explained_variance",
+            "psi",
+        )
+        res["runs"].append({"layer": m["layer"], "seconds": sec, **{k: metrics[k] for k in keep}})
+        print(f"layer {m['layer']}: {tr.epochs} epochs, converged {tr.stopped_early}, L0 {metrics['l0']:.1f}, "
+              f"psi {metrics['psi']:.3f}, {sec:.1f} s", flush=True)  # fmt: skip
+    (out / "defaults_job.json").write_text(json.dumps(res))
+
+
+def import_defaults(job: Path, inputs: Path) -> None:
+    """Assemble the shipped measurements (statistics recomputed here on the device's SAE weights) and the
+    default feature map, and write them with their index into assets/superposition/."""
+    import safetensors.torch
+
+    from engine.models import load_model
+    from engine.superposition import shipped
+    from engine.superposition.activations import ActivationSet
+    from engine.superposition.feature_map import feature_map
+    from engine.superposition.measure import assemble, measure_activations
+    from engine.superposition.sae import SparseAutoencoder
+
+    res = json.loads((job / "defaults_job.json").read_text())
+    runs = {r["layer"]: r for r in res["runs"]}
+    meta = {m["layer"]: m for m in json.loads((inputs / "meta.json").read_text())}
+    tok = load_model("smollm2").tokenizer
+    entries = []
+    for spec, params, key in _default_specs():
+        layer, run = spec["layer"], runs[spec["layer"]]
+        t = safetensors.torch.load_file(str(inputs / f"L{layer}.safetensors"))
+        w = safetensors.torch.load_file(str(job / f"sae_L{layer}.safetensors"))
+        sae = SparseAutoencoder(w["weight"].shape[1], w["weight"].shape[0], tied=True)
+        with torch.no_grad():
+            sae.weight.copy_(w["weight"])
+            sae.b_enc.copy_(w["b_enc"])
+        sae.scale = float(w["scale"][0])
+        sae.eval()
+        aset = ActivationSet(acts={layer: t["acts"]}, token_ids=t["token_ids"], rows={layer: t["rows"]},
+                             site=spec["site"], model_name="smollm2", width=int(t["acts"].shape[1]),
+                             dropped={layer: meta[layer]["dropped"]})  # fmt: skip
+        metrics, _, _ = measure_activations(t["acts"], sae=sae)
+        metrics.update({k: run[k] for k in ("epochs", "best_epoch", "converged", "sae_seconds", "losses")})
+        cap_s = meta[layer]["capture_s"]
+        timings = {"capture": cap_s, "sae": run["seconds"], "total": cap_s + run["seconds"]}
+        m = assemble(spec["model"], layer, spec["site"], None, 128, None, params, 0, aset, metrics, sae, tok,
+                     timings, "cuda" if res["gpu"] != "none" else "cpu")  # fmt: skip
+        m.precomputed = (f"precomputed by bench/superposition.py (SAE trained on {res['gpu']}, "
+                         f"{time.strftime('%Y-%m-%d', time.gmtime())})")  # fmt: skip
+        m.shipped_key = key
+        fm = feature_map(m) if spec["feature_map"] else None
+        if fm is not None:
+            fm.precomputed = m.precomputed.removeprefix("precomputed ")
+        entries.append((key, m, fm))
+        print(f"layer {layer}: F {m.effective_features:.1f}, psi {m.psi:.3f}, L0 {m.l0:.1f}, "
+              f"converged {m.converged}", flush=True)  # fmt: skip
+    shipped.write(entries)
+    print(f"wrote {shipped.ASSETS}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -265,6 +402,12 @@ def main(argv=None) -> None:
     ap.add_argument("--no-scan", action="store_true", help="with --gpu-inputs: only the 10k SAE activations")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp")))
     ap.add_argument("--import-gpu", type=Path)
+    ap.add_argument("--defaults-inputs", type=Path, help="capture the shipped defaults' activations here")
+    ap.add_argument("--defaults-job", type=Path, help="train the shipped defaults' SAEs (GPU machine)")
+    ap.add_argument("--import-defaults", type=Path, help="the --defaults-job output folder: write the assets")
+    ap.add_argument(
+        "--inputs", type=Path, default=Path(".cache/sae_defaults"), help="--defaults-inputs folder"
+    )
     ap.add_argument("--sae-max-epochs", type=int, default=300, help="epoch cap of the 10k SAE bench")
     args = ap.parse_args(argv)
     if args.gpu_inputs:
@@ -273,6 +416,12 @@ def main(argv=None) -> None:
         return device_job(args.device_job, args.out)
     if args.import_gpu:
         return import_gpu(args.import_gpu)
+    if args.defaults_inputs:
+        return capture_default_inputs(args.defaults_inputs)
+    if args.defaults_job:
+        return default_job(args.defaults_job, args.out)
+    if args.import_defaults:
+        return import_defaults(args.import_defaults, args.inputs)
     parts = args.only or ["toy", "umap", "scan", "sae"]
     data = _load()
     data["host"] = _host()

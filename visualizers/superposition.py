@@ -194,7 +194,11 @@ def plot_feature_map(fmap, *, width: int = 760, height: int = 600) -> go.Figure:
                 colorscale="Viridis",
                 cmin=-4,
                 cmax=0,
-                colorbar=dict(title="log10 freq", tickvals=[-4, -3, -2, -1, 0]),
+                colorbar=dict(
+                    title="fires on",
+                    tickvals=[-4, -3, -2, -1, 0],
+                    ticktext=["0.01%", "0.1%", "1%", "10%", "100%"],
+                ),
                 opacity=0.85,
             ),
             text=fmap.hover,
@@ -207,7 +211,19 @@ def plot_feature_map(fmap, *, width: int = 760, height: int = 600) -> go.Figure:
     fig.update_xaxes(title_text="UMAP 1", showticklabels=False)
     fig.update_yaxes(title_text="UMAP 2", showticklabels=False)
     fig.update_layout(hoverlabel=dict(font_family="DejaVu Sans Mono, monospace", font_size=12, align="left"))
+    _warn(fig, getattr(fmap, "warning", ""))
     return fig
+
+
+def _warn(fig: go.Figure, text: str, *, y: float = 1.0) -> None:
+    """A vermillion banner across the top of the plot area: what makes the figure unsound to show as is."""
+    if not text:
+        return
+    fig.add_annotation(
+        xref="paper", yref="paper", x=0.5, y=y, xanchor="center", yanchor="top", showarrow=False,
+        text="<b>⚠ " + text.replace("; ", "<br>⚠ ") + "</b>", font=dict(color="white", size=13),
+        bgcolor=VERMILLION, bordercolor=VERMILLION, borderpad=6, align="left",
+    )  # fmt: skip
 
 
 def plot_compare(a, b, *, width: int = 1060, height: int = 460) -> go.Figure:
@@ -247,30 +263,59 @@ def plot_compare(a, b, *, width: int = 1060, height: int = 460) -> go.Figure:
         fig.update_xaxes(
             type="log", range=[0, np.log10(xmax * 1.05)], title_text="feature rank", row=1, col=c
         )
-    fig.update_yaxes(type="log", range=[np.log10(ymin), np.log10(ymax * 1.5)])  # both panels, same range
-    fig.update_yaxes(title_text="activation mass p_i", row=1, col=1)
+    # both panels, same range; ticks at powers of ten written 1e-4 (not plotly's SI "100µ")
+    fig.update_yaxes(type="log", range=[np.log10(ymin), np.log10(ymax * 1.5)], dtick=1, exponentformat="e",
+                     showexponent="all")  # fmt: skip
+    fig.update_xaxes(dtick=1, exponentformat="none")  # ranks: 1, 10, 100, 1000
+    fig.update_yaxes(title_text="activation mass p<sub>i</sub>", title_standoff=8, row=1, col=1)
     base_layout(
         fig, title="Compare: activation-mass distribution (dashed: F; dotted: N)", width=width, height=height
     )
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False, margin=dict(l=100, r=30, t=80, b=60))
+    for c, m in enumerate((a, b), start=1):
+        w = m.warnings() if hasattr(m, "warnings") else []
+        if w:
+            dom = fig.layout[f"xaxis{c if c > 1 else ''}"].domain
+            fig.add_annotation(
+                xref="paper", yref="paper", x=(dom[0] + dom[1]) / 2, y=0.02, xanchor="center", yanchor="bottom",
+                showarrow=False, text="<b>⚠ " + "<br>⚠ ".join(x.split(":")[0] for x in w) + "</b>",
+                font=dict(color="white", size=12), bgcolor=VERMILLION, borderpad=5,
+            )  # fmt: skip
     return fig
 
 
-def plot_training(losses: list[float], *, width: int = 640, height: int = 300) -> go.Figure:
+def plot_training(losses: list[float], *, warning: str = "", best_epoch: int | None = None, width: int = 640,
+                  height: int = 300) -> go.Figure:  # fmt: skip
+    """Mean training loss per epoch (log scale); the kept (best) epoch marked; ``warning`` as a banner."""
     fig = go.Figure(
-        go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines+markers", line=dict(color=BLUE))
+        go.Scatter(
+            x=list(range(1, len(losses) + 1)),
+            y=losses,
+            mode="lines",
+            line=dict(color=BLUE, width=2.5),
+            name="loss",
+            hovertemplate="epoch %{x}: %{y:.4g}<extra></extra>",
+        )  # fmt: skip
     )
+    if best_epoch is not None and 0 <= best_epoch < len(losses):
+        fig.add_trace(go.Scatter(x=[best_epoch + 1], y=[losses[best_epoch]], mode="markers", name="kept epoch",
+                                 marker=dict(color=ORANGE, size=11, line=dict(color=BLACK, width=1))))  # fmt: skip
     base_layout(fig, title="SAE training loss", width=width, height=height)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="MSE + lambda mean|z|", type="log")
+    fig.update_yaxes(
+        title_text="MSE + lambda mean|z|", type="log", dtick="D2", tickformat="~g"
+    )  # 0.05, 0.1, 0.2
+    fig.update_layout(legend=dict(x=0.98, xanchor="right", y=0.98), margin=dict(l=80, r=30, t=60, b=50))
+    _warn(fig, warning.split(":")[0] if warning else "", y=0.98)
     return fig
 
 
 def _label(m) -> str:
-    src = "" if m.sae_source == "trained" else " (SAELens file)"
+    if m.sae_source != "trained":
+        return f"{m.model} L{m.layer} {m.site}, uploaded SAE {m.sae_source} (d_sae {m.d_sae})"
     lam = m.provenance.params.get("l1")
     exp = m.provenance.params.get("expansion")
-    return f"{m.model} L{m.layer} {m.site}, lambda={lam:g}, x{exp:g}{src}"
+    return f"{m.model} L{m.layer} {m.site}, lambda={lam:g}, x{exp:g}"
 
 
 def metrics_rows(m) -> list[list]:
@@ -289,30 +334,59 @@ def metrics_rows(m) -> list[list]:
         ["dense fraction (>10%)", f"{m.dense_fraction:.3f}"],
         [
             "SAE epochs (converged)",
-            f"{m.epochs} ({'yes' if m.converged else 'no'})" if m.sae_source == "trained" else "pretrained",
+            f"{m.epochs} ({'yes' if m.converged else 'NO: stopped by the cap'})"
+            if m.sae_source == "trained"
+            else f"uploaded ({m.sae_source})",
         ],
-        ["SAE time (s)", f"{m.sae_seconds:.1f}"],
+        ["SAE time (s)", f"{m.sae_seconds:.1f}" if m.sae_source == "trained" else "-"],
         ["backend", m.provenance.backend],
     ]
 
 
+def _warnings_md(m) -> str:
+    w = m.warnings() if hasattr(m, "warnings") else []
+    return "".join(f"⚠ **{x.split(':')[0]}**:{x.split(':', 1)[1]}. " for x in w)
+
+
 def caption_layer(m) -> str:
+    """What the one-layer view shows: the input, the SAE (trained here with its settings, or uploaded: file,
+    architecture, shapes), the headline numbers, and loudly first anything that makes them unsound."""
     prm = m.provenance.params
-    return (
-        f"**{m.model}**, {m.hook} ({m.site}), {m.n_activations:,} token activations of width N = {m.neurons}. "
-        f"Tied ReLU SAE (Bereska et al. 2025): dictionary {m.d_sae} (x{prm.get('expansion', 0):g}), "
-        f"lambda = {prm.get('l1', 0):g}, lr = {prm.get('lr', 0):g}, batch {prm.get('batch_size', 0)}, "
-        f"{m.epochs} epochs{' (early stop)' if m.converged else ''}. "
-        f"p_i = mean|z_i| / sum_j mean|z_j|; **F = exp(H) = {m.effective_features:.1f}**, "
-        f"**psi = F / N = {m.psi:.2f}**; explained variance {m.explained_variance:.3f}, mean L0 {m.l0:.1f}, "
-        f"dead {m.dead_fraction:.1%}, dense {m.dense_fraction:.1%}."
-        + (
-            f" *Note: the codes are dense (mean L0 {m.l0:.0f} of {m.d_sae}); F then mostly reflects the dictionary "
-            "size and lambda, so read it together with the sensitivity band of the 'Across layers' view.*"
-            if m.dense_fraction > 0.5
-            else ""
+    head = _warnings_md(m)
+    if head:
+        head += "Read F and psi below with care, or raise the epoch cap / lambda. "
+    where = f"**{m.model}**, {m.hook} ({m.site}), {m.n_activations:,} token activations of width N = {m.neurons}. "
+    if m.sae_source != "trained":
+        info = getattr(m, "sae_info", None) or {}
+        tensors = ", ".join(
+            f"{k} {'x'.join(map(str, v[1]))} {v[0]}" for k, v in (info.get("tensors") or {}).items()
         )
+        cfg = (
+            f" with `{info['cfg_file']}`"
+            if info.get("cfg_file")
+            else " (no cfg.json: read as a standard ReLU SAE)"
+        )
+        arch = info.get("architecture", "standard")
+        k = f" (k = {info['k']})" if info.get("k") else ""
+        sae = (f"Uploaded SAE `{m.sae_source}`{cfg}: {arch}{k}, "
+               f"d_sae {m.d_sae}; {tensors}. Applied as uploaded (not trained here). ")  # fmt: skip
+    else:
+        stop = (f"early stop at epoch {m.epochs}, best epoch {m.best_epoch + 1} kept" if m.converged
+                else f"{m.epochs} epochs, stopped by the cap")  # fmt: skip
+        sae = (f"Tied ReLU SAE (Bereska et al. 2025) trained on them: dictionary {m.d_sae} "
+               f"(x{prm.get('expansion', 0):g}), lambda = {prm.get('l1', 0):g}, lr = {prm.get('lr', 0):g}, "
+               f"batch {prm.get('batch_size', 0)}, {stop}. ")  # fmt: skip
+    pre = (
+        f"*{m.precomputed[0].upper()}{m.precomputed[1:]}; change any setting to train live.* "
+        if m.precomputed
+        else ""
     )
+    return (
+        head + pre + where + sae
+        + f"p_i = mean|z_i| / sum_j mean|z_j|; **F = exp(H) = {m.effective_features:.1f}**, "
+        f"**psi = F / N = {m.psi:.2f}**; explained variance {m.explained_variance:.3f}, mean L0 {m.l0:.1f} "
+        f"of {m.d_sae}, dead {m.dead_fraction:.1%}, dense {m.dense_fraction:.1%}."
+    )  # fmt: skip
 
 
 def caption_scan(scan) -> str:
@@ -350,9 +424,13 @@ def caption_toy(res) -> str:
 
 
 def caption_compare(a, b) -> str:
+    warn = "".join(f"{side}: {_warnings_md(m)}" for side, m in (("Left", a), ("Right", b)) if _warnings_md(m))
+    pre = " *Both precomputed defaults (shipped); change a setting to train live.*" if (
+        a.precomputed and b.precomputed) else ""  # fmt: skip
     return (
-        f"Left: {_label(a)}: F = {a.effective_features:.1f}, psi = {a.psi:.2f}. "
-        f"Right: {_label(b)}: F = {b.effective_features:.1f}, psi = {b.psi:.2f}. Same axes on both sides."
+        warn + f"Left: {_label(a)}: F = {a.effective_features:.1f}, psi = {a.psi:.2f}, mean L0 {a.l0:.0f}. "
+        f"Right: {_label(b)}: F = {b.effective_features:.1f}, psi = {b.psi:.2f}, mean L0 {b.l0:.0f}. "
+        "Same axes on both sides." + pre
     )
 
 
@@ -361,7 +439,12 @@ def caption_feature_map(fm) -> str:
     return (
         f"UMAP (cosine, {prm.get('n_neighbors', 15)} neighbours) of {len(fm.features):,} live decoder directions "
         f"({fm.n_dead} dead left out), colour = log10 of how often each feature fires; hover for its "
-        f"top-activating tokens «in context». UMAP {fm.provenance.timings.get('umap', 0):.1f} s."
+        f"top-activating tokens «in context». "
+        + (
+            f"Precomputed with the measurement ({fm.precomputed})."
+            if getattr(fm, "precomputed", "")
+            else f"UMAP {fm.provenance.timings.get('umap', 0):.1f} s."
+        )  # fmt: skip
     )
 
 

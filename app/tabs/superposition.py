@@ -17,10 +17,12 @@ import gradio as gr
 from app.controls import control, controls, method_info, values
 from app.errors import user_errors
 from app.export import export
+from app.figures import fit
 from app.inputs import TEXT_SOURCES, as_int, resolve_text, upload_path
-from app.progress import gradio_progress
+from app.progress import gradio_progress, stop_button, wire_stop
 from engine.models import BUILTIN_MODELS
 from engine.registry import InputError, Method, by_family
+from engine.superposition.shipped import COMPARE_LAYERS, DEFAULT_LAYER, DEFAULT_SAE
 from visualizers.superposition import (
     caption_compare,
     caption_feature_map,
@@ -68,18 +70,32 @@ def _sites() -> dict[str, str]:
 
 
 def _site(label: str) -> str:
-    return _sites().get(label, label)
+    sites = _sites()
+    if label in sites:
+        return sites[label]
+    if label in sites.values():
+        return label
+    raise InputError(f"site must be one of {list(sites)}, got {label!r}")
+
+
+def _source(source) -> str:
+    if source not in TEXT_SOURCES:
+        raise InputError(f"text source must be one of {list(TEXT_SOURCES)}, got {source!r}")
+    return source
 
 
 def _progress(progress):
-    return gradio_progress(progress) if progress is not None else None
+    """The engine's watched progress callback: it raises when the client pressed Stop or left."""
+    return gradio_progress(progress)
 
 
 def _sae_files(files) -> tuple[str | None, str | None]:
     """(weights, cfg) from an upload of sae_weights.safetensors [+ cfg.json]; anything else is refused."""
     if not files:
         return None, None
-    paths = [Path(upload_path(f)) for f in files]
+    if isinstance(files, str | dict):
+        files = [files]
+    paths = [Path(p) for p in (upload_path(f) for f in files) if p]
     weights = [p for p in paths if p.suffix == ".safetensors"]
     cfgs = [p for p in paths if p.suffix == ".json"]
     other = [p.name for p in paths if p.suffix not in (".safetensors", ".json")]
@@ -110,18 +126,19 @@ def measure_handler(
     weights, cfg = _sae_files(sae_files)
     m = method(
         (model or "").strip(),
-        as_int(layer, "layer"),
+        as_int(layer, "layer", 0, 10_000),
         site=_site(site),
-        text=resolve_text(source, text, upload),
+        text=resolve_text(_source(source), text, upload),
         sae_path=weights,
         sae_cfg_path=cfg,
         allow_network=bool(allow_net),
         progress=_progress(progress),
         **values(method, MEASURE_FIELDS, [expansion, l1, max_acts, max_epochs]),
     )
-    fig = plot_training(m.losses) if m.losses else None
+    warning = "; ".join(m.warnings())
+    fig = plot_training(m.losses, warning=warning, best_epoch=m.best_epoch) if m.losses else None
     files = export(m, f"sae-{_stem(m.model)}-L{m.layer}-{m.site}")
-    return caption_layer(m), metrics_rows(m), fig, files, m
+    return caption_layer(m), metrics_rows(m), fit(fig), files, m
 
 
 @user_errors
@@ -131,10 +148,8 @@ def feature_map_handler(measurement, progress=gr.Progress()):
 
     if measurement is None:
         raise InputError("measure a layer first; the feature map draws that measurement's SAE")
-    if progress is not None:
-        progress(0.5, desc="UMAP of decoder directions")
-    fm = feature_map(measurement)
-    return plot_feature_map(fm), caption_feature_map(fm)
+    fm = feature_map(measurement, progress=_progress(progress))
+    return fit(plot_feature_map(fm)), caption_feature_map(fm)
 
 
 @user_errors
@@ -151,7 +166,7 @@ def scan_handler(model, allow_net, site, layers, max_acts, max_epochs, sweep, pr
     )
     fig = plot_layer_scan(scan)
     files = export(scan, f"sae-scan-{_stem(scan.model)}")
-    return caption_scan(scan), fig, scan_rows(scan), files
+    return caption_scan(scan), fit(fig), scan_rows(scan), files
 
 
 @user_errors
@@ -165,7 +180,7 @@ def toy_handler(n_features, n_hidden, sparsities, steps, l1, expansion, progress
     )
     sweep, gram = plot_toy_sweep(res), plot_toy_gram(res)
     files = export(res, res.provenance.method)
-    return caption_toy(res), sweep, gram, toy_rows(res), files
+    return caption_toy(res), fit(sweep), fit(gram), toy_rows(res), files
 
 
 @user_errors
@@ -178,7 +193,7 @@ def compare_handler(
 
     method = _method("measure")
     cells = [
-        {"label": label, "method": method.name, "model": model, "layer": as_int(layer, f"layer {label}"),
+        {"label": label, "method": method.name, "model": model, "layer": as_int(layer, f"layer {label}", 0, 10_000),
          "site": _site(site), "params": values(method, CELL_FIELDS, [l1, exp])}
         for label, model, layer, site, l1, exp in (("A", model_a, layer_a, site_a, l1_a, exp_a),
                                                    ("B", model_b, layer_b, site_b, l1_b, exp_b))
@@ -188,7 +203,7 @@ def compare_handler(
     a, b = cmp.cells
     fig = plot_compare(a, b)
     files = export(cmp, "compare")
-    return caption_compare(a, b), fig, compare_rows(a, b), files
+    return caption_compare(a, b), fit(fig), compare_rows(a, b), files
 
 
 def warmup() -> None:
@@ -206,7 +221,8 @@ def _cell_controls(method: Method, title: str, layer: int, models: list[str]) ->
     model = gr.Dropdown(models, value="smollm2", allow_custom_value=True, label="Model")
     lay = gr.Number(layer, precision=0, label="Layer")
     site = gr.Radio(list(_sites()), value=next(iter(_sites())), label="Site")
-    c = controls(method, only=CELL_FIELDS, labels={"l1": "lambda", "expansion": "Expansion"})
+    c = controls(method, only=CELL_FIELDS, labels={"l1": "lambda", "expansion": "Expansion"},
+                 values={k: DEFAULT_SAE[k] for k in CELL_FIELDS})  # fmt: skip
     return [model, lay, site, c["l1"], c["expansion"]]
 
 
@@ -231,25 +247,33 @@ def build_tab() -> None:
                 model = gr.Dropdown(models, value="smollm2", allow_custom_value=True, label="Model",
                                     info="built-in, a local directory, or a Hugging Face id")  # fmt: skip
                 allow_net = gr.Checkbox(False, label="Allow network (hub models)")
-                layer = gr.Number(15, precision=0, label="Layer (0-based)")
+                layer = gr.Number(DEFAULT_LAYER, precision=0, label="Layer (0-based)")
                 site = gr.Radio(sites, value=sites[0], label="Site")
                 source = gr.Radio(list(TEXT_SOURCES), value=TEXT_SOURCES[0], label="Text")
                 text = gr.Textbox(
                     lines=3, label="Pasted text", placeholder="used when 'Pasted text' is selected"
                 )
                 upload = gr.File(label="Text file", file_types=[".txt", ".md", ".gz"])
-                with gr.Accordion("SAE settings (paper: x4, lambda 0.1, 10k activations)", open=False):
+                with gr.Accordion("SAE settings (here x4, lambda 1, 2,048 tokens; paper: lambda 0.1, 10k)",
+                                  open=False):  # fmt: skip
+                    gr.Markdown(
+                        "The defaults' result is precomputed (a converged, sparse SAE); any other setting "
+                        "trains live, which takes minutes on a CPU. lambda 0.1 (the paper's) converges to a "
+                        "dense code on this model's residual stream: F then mostly counts the dictionary."
+                    )
                     sae_ctl = controls(
                         measure,
                         only=MEASURE_FIELDS,
-                        values={"max_activations": 2048, "max_epochs": 20},
+                        values=dict(DEFAULT_SAE),
                         labels={"expansion": "Dictionary expansion", "l1": "L1 coefficient lambda",
                                 "max_activations": "Activations (tokens)",
                                 "max_epochs": "Max epochs (early stopping, patience 10)"},
                     )  # fmt: skip
                     sae_files = gr.File(label="Pretrained SAE (SAELens: .safetensors + cfg.json)",
                                         file_count="multiple", file_types=[".safetensors", ".json"])  # fmt: skip
-                run = gr.Button("Measure", variant="primary")
+                with gr.Row():
+                    run = gr.Button("Measure", variant="primary")
+                    stop = stop_button()
             with gr.Column(scale=3):
                 caption = gr.Markdown(elem_classes="caption")
                 table = gr.Dataframe(headers=["metric", "value"], interactive=False, wrap=True)
@@ -259,14 +283,16 @@ def build_tab() -> None:
                 files = gr.File(label="Result (JSON, CSV)", file_count="multiple")
         measured = gr.State(None, time_to_live=3600)  # the measurement, handed to the feature map
         ins = [model, allow_net, layer, site, source, text, upload, *sae_ctl.values(), sae_files]
-        run.click(
+        ev = run.click(
             measure_handler,
             ins,
             [caption, table, loss_plot, files, measured],
             api_name="superposition_measure",
-        ).success(
+        )
+        ev_map = ev.success(
             feature_map_handler, [measured], [map_plot, map_caption], api_name="superposition_feature_map"
         )
+        wire_stop(stop, ev, ev_map)
 
     with gr.Tab("Across layers"):
         with gr.Row():
@@ -281,7 +307,9 @@ def build_tab() -> None:
                     labels={"max_activations": "Activations per layer", "max_epochs": "Max epochs per SAE",
                             "sweep": "Sensitivity band (lambda x0.5/x2, dictionary x0.5/x2)"},
                 )  # fmt: skip
-                s_run = gr.Button("Scan layers", variant="primary")
+                with gr.Row():
+                    s_run = gr.Button("Scan layers", variant="primary")
+                    s_stop = stop_button()
             with gr.Column(scale=3):
                 s_caption = gr.Markdown(elem_classes="caption")
                 s_plot = gr.Plot(label="F, N and psi per layer")
@@ -290,8 +318,9 @@ def build_tab() -> None:
                     interactive=False,
                 )
                 s_files = gr.File(label="Scan (JSON, CSV)", file_count="multiple")
-        s_run.click(scan_handler, [s_model, s_net, s_site, s_layers, *s_ctl.values()],
-                    [s_caption, s_plot, s_table, s_files], api_name="superposition_scan")  # fmt: skip
+        s_ev = s_run.click(scan_handler, [s_model, s_net, s_site, s_layers, *s_ctl.values()],
+                           [s_caption, s_plot, s_table, s_files], api_name="superposition_scan")  # fmt: skip
+        wire_stop(s_stop, s_ev)
 
     with gr.Tab("Toy models"):
         with gr.Row():
@@ -304,7 +333,9 @@ def build_tab() -> None:
                             "sae_expansion": "SAE expansion (toy default 8)"},
                 )  # fmt: skip
                 t_s = control(LEVELS)
-                t_run = gr.Button("Train toy models", variant="primary")
+                with gr.Row():
+                    t_run = gr.Button("Train toy models", variant="primary")
+                    t_stop = stop_button()
             with gr.Column(scale=3):
                 t_caption = gr.Markdown(elem_classes="caption")
                 t_plot = gr.Plot(label="Measured vs ground truth")
@@ -319,26 +350,30 @@ def build_tab() -> None:
             t_ctl["sae_l1"],
             t_ctl["sae_expansion"],
         ]
-        t_run.click(toy_handler, t_ins, [t_caption, t_plot, t_gram, t_table, t_files],
-                    api_name="superposition_toy")  # fmt: skip
+        t_ev = t_run.click(toy_handler, t_ins, [t_caption, t_plot, t_gram, t_table, t_files],
+                           api_name="superposition_toy")  # fmt: skip
+        wire_stop(t_stop, t_ev)
 
     with gr.Tab("Compare"):
         with gr.Row():
             with gr.Column(min_width=260):
-                a_ins = _cell_controls(measure, "A", 5, models)
+                a_ins = _cell_controls(measure, "A", COMPARE_LAYERS[0], models)
             with gr.Column(min_width=260):
-                b_ins = _cell_controls(measure, "B", 25, models)
+                b_ins = _cell_controls(measure, "B", COMPARE_LAYERS[1], models)
             with gr.Column(min_width=260):
                 c_ctl = controls(COMPARE)
-                c_run = gr.Button("Compare", variant="primary")
+                with gr.Row():
+                    c_run = gr.Button("Compare", variant="primary")
+                    c_stop = stop_button()
         c_caption = gr.Markdown(elem_classes="caption")
         c_plot = gr.Plot(label="A vs B")
         with gr.Row():
             c_table = gr.Dataframe(headers=["metric", "A", "B"], interactive=False)
             c_files = gr.File(label="Both results (JSON, CSV)", file_count="multiple")
-        c_run.click(
+        c_ev = c_run.click(
             compare_handler,
             [*a_ins, *b_ins, c_ctl["max_activations"], c_ctl["max_epochs"]],
             [c_caption, c_plot, c_table, c_files],
             api_name="superposition_compare",
         )
+        wire_stop(c_stop, c_ev)

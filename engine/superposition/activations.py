@@ -26,6 +26,8 @@ image before ``p`` is taken (``metrics.feature_distribution`` does this for [B, 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -138,12 +140,19 @@ def record(
 
     With ``stop_after`` the forward pass is cut short right after that module; run the model inside
     ``with suppress_stop():``-like handling — :func:`_forward` below swallows the internal exception.
+
+    The model is shared by every request (engine.models caches it), and requests run in threads at once: a
+    hook acts only on forward passes of the thread that installed it, so two captures on the same model (or a
+    capture and another tab's forward pass) neither mix their rows nor cut each other's pass short.
     """
     store: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
     handles = []
+    owner = threading.get_ident()
 
     def make(name: str):
         def hook(_mod, _inp, out):
+            if threading.get_ident() != owner:
+                return  # another request's forward pass through the same cached model: not ours to record or cut
             t = out[0] if isinstance(out, tuple | list) else out
             store[name].append(t.detach().float().cpu())
             if name == stop_after:
@@ -155,6 +164,32 @@ def record(
         for name, mod in modules.items():
             handles.append(mod.register_forward_hook(make(name)))
         yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def _ticking(blocks: Sequence[nn.Module], tick: Callable[[int], None] | None) -> Iterator[None]:
+    """Call ``tick(block index)`` after each block of this thread's forward passes, so a long pass on a slow
+    CPU still reaches the progress callback (which may stop the job) every block; hooks always removed."""
+    if tick is None:
+        yield
+        return
+    owner = threading.get_ident()
+    handles = []
+
+    def make(i: int):
+        def hook(_mod, _inp, _out):
+            if threading.get_ident() == owner:
+                tick(i)
+
+        return hook
+
+    try:
+        for i, b in enumerate(blocks):
+            handles.append(b.register_forward_hook(make(i)))
+        yield
     finally:
         for h in handles:
             h.remove()
@@ -237,8 +272,19 @@ def collect_activations(
     mods = {f"{layer}": site_module(blocks[layer], site) for layer in layers}
     dev = next(loaded.model.parameters()).device
     start = 1 if has_bos else 0
-    with record(mods, stop_after=str(layers[-1])) as store:
+    deepest = layers[-1] + 1
+    state = {"batch": 0, "last": time.perf_counter()}
+
+    def tick(block: int) -> None:  # within a batch, at most twice a second
+        if time.perf_counter() - state["last"] > 0.5:
+            state["last"] = time.perf_counter()
+            frac = (state["batch"] + min(1.0, (block + 1) / deepest) * batch_size) / n_windows
+            progress(min(1.0, frac), f"capturing activations: windows {state['batch'] + 1}-"
+                     f"{min(state['batch'] + batch_size, n_windows)} of {n_windows}, block {block + 1}")  # fmt: skip
+
+    with record(mods, stop_after=str(layers[-1])) as store, _ticking(blocks[:deepest], progress and tick):
         for i in range(0, n_windows, batch_size):
+            state["batch"] = i
             _forward(loaded.model, windows[i : i + batch_size].to(dev))
             if progress is not None:
                 progress(

@@ -32,7 +32,7 @@ COMPARE = Settings(
     "superposition comparison",
     (
         replace(_P["max_activations"], default=2048, label="Activations (both)"),
-        replace(_P["max_epochs"], default=20, label="Max epochs (both)"),
+        replace(_P["max_epochs"], default=300, label="Max epochs (both; early stopping ends sooner)"),
     ),
 )
 CELL_KEYS = ("label", "method", "model", "layer", "site", "params")  # what one cell may say

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from engine.admission import heavy_slot
+from engine.cache import ResultCache
 from engine.registry import InputError, Param, Settings
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
@@ -44,6 +46,8 @@ class FeatureMap(Result):
     hover: list[str] = field(default_factory=list)  # top-activating tokens in context
     n_dead: int = 0
     label: str = ""
+    warning: str = ""  # said on the figure: the SAE did not converge, or its code is dense
+    precomputed: str = ""  # where a shipped map was computed ("" = computed for this request)
 
     def tables(self):
         return {
@@ -118,11 +122,13 @@ def feature_map(
     top_k: int = 3,
     context: int = 8,
     seed: int = 0,
+    progress=None,
 ) -> FeatureMap:
     """UMAP of the decoder directions of ``measurement.sae`` (a :class:`~.measure.LayerMeasurement`).
 
     ``tokenizer`` decodes the top-activating tokens (default: the one the measurement kept); the options are
-    checked by :data:`MAP_SETTINGS`.
+    checked by :data:`MAP_SETTINGS`. Maps are kept in memory by the measurement they draw; a shipped default
+    measurement (no SAE in it) answers with its shipped map. ``progress(frac, desc)`` is told each stage.
     """
     opts = MAP_SETTINGS.validate(
         dict(n_neighbors=n_neighbors, min_dist=min_dist, top_k=top_k, context=context, seed=seed)
@@ -133,7 +139,30 @@ def feature_map(
     tokenizer = tokenizer if tokenizer is not None else getattr(measurement, "tokenizer", None)
     sae = measurement.sae
     if sae is None:
+        from . import shipped
+
+        fm = shipped.feature_map_for(measurement) if opts == MAP_SETTINGS.defaults() else None
+        if fm is not None:  # a shipped default measurement carries no SAE; its map was computed with it
+            return fm
         raise InputError("this measurement holds no SAE to map; run a measurement first")
+    parts = (measurement.provenance.input_fingerprint, measurement.provenance.params, measurement.provenance.seed,
+             measurement.p, measurement.losses, opts)  # fmt: skip
+
+    def compute() -> FeatureMap:
+        if progress is not None:
+            progress(0.1, f"UMAP of {int(np.count_nonzero(np.asarray(measurement.freq)))} decoder directions")
+        with heavy_slot("a feature map (UMAP)", expect_s=20.0, progress=progress):
+            return _feature_map(
+                measurement, sae, tokenizer, n_neighbors, min_dist, top_k, context, seed, progress
+            )
+
+    return _MAPS.get_or_compute(parts, compute)
+
+
+_MAPS = ResultCache("superposition-feature-map", maxsize=8)  # memory only: small, recomputed after a restart
+
+
+def _feature_map(measurement, sae, tokenizer, n_neighbors, min_dist, top_k, context, seed, progress):
     sw = Stopwatch()
     t0 = time.perf_counter()
     freq = np.asarray(measurement.freq, dtype=np.float64)
@@ -146,6 +175,8 @@ def feature_map(
     with sw("umap"):
         dirs = torch.nn.functional.normalize(sae.W_dec.detach().float().cpu(), dim=1).numpy()[alive]
         xy = _umap(n_neighbors, min_dist, seed).fit_transform(dirs)
+    if progress is not None:
+        progress(0.8, "top-activating tokens per feature")
     hover = [f"feature {int(i)}" for i in alive]
     aset = measurement.activations
     if aset is not None and tokenizer is not None:
@@ -180,4 +211,5 @@ def feature_map(
         hover=hover,
         n_dead=int(freq.size - alive.size),
         label=f"{measurement.model} {measurement.hook}",
+        warning="; ".join(measurement.warnings()) if hasattr(measurement, "warnings") else "",
     )

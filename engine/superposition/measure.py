@@ -24,14 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.admission import check_memory, heavy_slot
 from engine.cache import ResultCache
 from engine.registry import InputError, Param, get, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint, from_dict
 
+from . import shipped
 from .activations import SITES, ActivationSet, collect_activations, hook_name
 from .metrics import feature_count
 from .sae import SAEConfig, SparseAutoencoder, TrainedSAE, sae_stats, train_sae, train_sae_stack
-from .saelens_io import load_saelens
+from .saelens_io import inspect_sae_file, load_saelens
 from .toy import BERESKA
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 SWEEP = (("l1", 0.5), ("l1", 2.0), ("expansion", 0.5), ("expansion", 2.0))  # one-at-a-time factors
+DENSE_L0 = 0.1  # a mean L0 above this fraction of the dictionary counts as a dense code
 MAX_SWEEP_RUNS = 400  # layers x (1 + sweep settings): more than this is refused as too large
 MAX_SCAN_ROWS = 200_000  # layers x activations per layer held in memory at once (~460 MB at width 576)
 SCAN_VERSION = (
@@ -91,7 +94,10 @@ class LayerMeasurement(Result):
     l0: float = float("nan")
     dead_fraction: float = float("nan")
     dense_fraction: float = float("nan")
-    sae_source: str = "trained"  # "trained" or the SAELens file
+    sae_source: str = "trained"  # "trained", or the uploaded SAELens file's name
+    sae_info: dict[str, Any] = field(default_factory=dict)  # an uploaded SAE: architecture, shapes, cfg file
+    precomputed: str = ""  # where a shipped measurement was computed ("" = computed for this request)
+    shipped_key: str = ""  # its key in assets/superposition/index.json
     epochs: int = 0
     best_epoch: int = 0
     converged: bool = False  # early stopping fired before max_epochs
@@ -103,6 +109,20 @@ class LayerMeasurement(Result):
     sae: Any = field(default=None, repr=False)
     activations: Any = field(default=None, repr=False)
     tokenizer: Any = field(default=None, repr=False)
+
+    def warnings(self) -> list[str]:
+        """What makes this measurement a poor basis for F: an SAE stopped by the epoch cap before the
+        early-stopping rule fired, or a dense code (mean L0 over DENSE_L0 of the dictionary, or most features
+        active on more than 10 % of tokens), where F mostly counts the dictionary. Empty when it is sound."""
+        out = []
+        if self.sae_source == "trained" and not self.converged:
+            out.append(
+                f"SAE NOT CONVERGED: stopped at the {self.epochs}-epoch cap before early stopping fired"
+            )
+        if self.d_sae and (self.l0 > DENSE_L0 * self.d_sae or self.dense_fraction > 0.5):
+            out.append(f"DENSE CODE: mean L0 {self.l0:.0f} of {self.d_sae} features "
+                       f"({self.dense_fraction:.0%} active on >10% of tokens); F then mostly counts the dictionary")  # fmt: skip
+        return out
 
     def summary(self) -> dict[str, Any]:
         keys = (
@@ -196,11 +216,20 @@ def measure_layer(
     repeated request, or the feature map that follows a measurement, answers at once.
     """
     params = _validated(sae_params)
+    if site not in SITES:
+        raise InputError(f"unknown site {site!r}; choose one of {sorted(SITES)}")
     parts = (model, int(layer), site, text or "", seq_len, params, _file_stamp(sae_path), sae_cfg_path, seed)
+    hit = None if sae_path else shipped.measurement(shipped.key(parts))
+    if hit is not None:
+        return hit
+    if sae_path:  # size cap and header checks before anything is read whole or any model loads
+        inspect_sae_file(sae_path, cfg_path=sae_cfg_path)
 
     def compute() -> LayerMeasurement:
-        return _measure(model, int(layer), site, text, seq_len, sae_path, sae_cfg_path, allow_network, seed,
-                        progress, params)  # fmt: skip
+        what = "applying an uploaded SAE" if sae_path else "training an SAE"
+        with heavy_slot(what, expect_s=60.0 if sae_path else 300.0, progress=progress):
+            return _measure(model, int(layer), site, text, seq_len, sae_path, sae_cfg_path, allow_network, seed,
+                            progress, params)  # fmt: skip
 
     return _MEASURED.get_or_compute(parts, compute)
 
@@ -218,6 +247,13 @@ def _file_stamp(path: str | None) -> tuple:
     return (str(path), st.st_size if st else -1, st.st_mtime if st else -1)
 
 
+def sae_train_bytes(n_tokens: int, width: int, d_sae: int, *, batch_size: int = 128, k: int = 1) -> int:
+    """Memory estimate of training ``k`` SAEs of ``d_sae`` x ``width`` on ``n_tokens`` activations each, float32:
+    the activations and their scaled copy, the weights with their gradient, Adam's two moments and the best
+    copy (5 x), and one batch's codes with their gradients (4 x)."""
+    return 4 * k * (2 * n_tokens * width + 5 * d_sae * width + 4 * batch_size * d_sae)
+
+
 def _measure(
     model, layer, site, text, seq_len, sae_path, sae_cfg_path, allow_network, seed, progress, params
 ) -> LayerMeasurement:
@@ -227,35 +263,47 @@ def _measure(
     sw = Stopwatch()
     t0 = time.perf_counter()
     with sw("load_model"):
+        if progress is not None:
+            progress(0.0, f"loading {model}")
         loaded = load_model(model, allow_network=allow_network)
+    width = int(loaded.hidden_size)
+    d_sae = int(round(width * cfg.expansion))
+    check_memory(sae_train_bytes(cfg.max_activations, width, d_sae, batch_size=cfg.batch_size),
+                 f"An SAE of {d_sae:,} x {width} on {cfg.max_activations:,} tokens")  # fmt: skip
+    cap = (lambda f, m: progress(0.2 * f, m)) if progress is not None else None
     with sw("capture"):
         aset = collect_activations(
-            loaded,
-            [layer],
-            site=site,
-            text=text,
-            max_activations=cfg.max_activations,
-            seq_len=seq_len,
-            progress=progress,
-        )
+            loaded, [layer], site=site, text=text, max_activations=cfg.max_activations, seq_len=seq_len,
+            progress=cap,
+        )  # fmt: skip
     acts = aset.acts[layer]
     user_sae = None
     if sae_path:
         user_sae = load_saelens(sae_path, cfg_path=sae_cfg_path, d_in=acts.shape[1]).to(_device())
 
-    def epoch_cb(ep, loss):
+    def epoch_cb(ep, loss):  # after each epoch (an int, 0-based) and within one (a float): see train_sae
         if progress is not None:
-            progress(min(0.99, (ep + 1) / cfg.max_epochs), f"SAE epoch {ep + 1}, loss {loss:.4g}")
+            done = ep + 1 if isinstance(ep, int) else ep
+            progress(0.2 + 0.79 * min(1.0, done / cfg.max_epochs),
+                     f"SAE epoch {int(ep) + 1} of at most {cfg.max_epochs}, loss {loss:.4g}")  # fmt: skip
 
     with sw("sae"):
         metrics, _, sae = measure_activations(acts, sae=user_sae, config=cfg, seed=seed, progress=epoch_cb)
+    return assemble(model, layer, site, text, seq_len, sae_path, params, seed, aset, metrics, sae,
+                    getattr(loaded, "tokenizer", None), {**sw.timings, "total": time.perf_counter() - t0},
+                    _device())  # fmt: skip
+
+
+def assemble(model, layer, site, text, seq_len, sae_path, params, seed, aset, metrics, sae, tokenizer, timings,
+             backend) -> LayerMeasurement:  # fmt: skip
+    """The :class:`LayerMeasurement` of one layer from its parts (also used to build the shipped defaults)."""
     prov = Provenance(
         method="sae-feature-count",
         params={**params, "model": model, "layer": layer, "site": site, "seq_len": seq_len},
         input_fingerprint=fingerprint(model, layer, site, text or "default-corpus", sae_path or ""),
         seed=seed,
-        backend=_device(),
-        timings={**sw.timings, "total": time.perf_counter() - t0},
+        backend=backend,
+        timings=timings,
     )
     return LayerMeasurement(
         provenance=prov,
@@ -263,10 +311,11 @@ def _measure(
         layer=layer,
         site=site,
         hook=hook_name(layer, site),
-        sae_source=str(sae_path) if sae_path else "trained",
+        sae_source=Path(sae_path).name if sae_path else "trained",
+        sae_info=dict(getattr(sae, "source_info", None) or {}) if sae_path else {},
         sae=sae,
         activations=aset,
-        tokenizer=getattr(loaded, "tokenizer", None),
+        tokenizer=tokenizer,
         **metrics,
     )
 
@@ -378,9 +427,20 @@ def scan_layers(
             "rows held at once: choose fewer layers or fewer activations per layer"
         )
     key = scan_key(model, layers, site, text, seq_len, params, do_sweep, seed)
+    width = int(loaded.hidden_size)
+    widest = max(cfg.expansion, *(cfg.expansion * f for name, f in SWEEP if do_sweep and name == "expansion"))
 
     def compute() -> LayerScan:
-        return _scan(loaded, model, layers, site, text, seq_len, cfg, do_sweep, seed, params, key, progress)
+        check_memory(
+            4 * len(layers) * cfg.max_activations * width  # the captured activations
+            + sae_train_bytes(cfg.max_activations, width, int(round(width * widest)), batch_size=cfg.batch_size,
+                              k=len(layers)),  # the widest sweep setting's stack of SAEs
+            f"A scan of {len(layers)} layers x {cfg.max_activations:,} activations",
+        )  # fmt: skip
+        with heavy_slot("a layer scan", expect_s=60.0 * runs, progress=progress):
+            return _scan(
+                loaded, model, layers, site, text, seq_len, cfg, do_sweep, seed, params, key, progress
+            )
 
     # the default corpus's scans also go to disk (a user's text is kept in memory only)
     cache = _SCANS if use_disk_cache and text is None else _SCANS_MEMORY
@@ -501,7 +561,14 @@ def scan_activations(
             if progress is not None:
                 progress(done / total, f"SAEs for {len(group)} layer(s): {label}")
             stack = torch.stack([acts[layer][:n] for layer in group])  # [k, n, d]
-            trained = train_sae_stack(stack, c, seed=seed, device=device)
+
+            def tick(ep, loss, done=done, label=label, k=len(group), cap=c.max_epochs):
+                # train_sae_stack calls this every epoch and twice a second within one: a stop ends the scan
+                if progress is not None:
+                    progress((done + min(1.0, (ep + 1 if isinstance(ep, int) else ep) / cap)) / total,
+                             f"SAEs for {k} layer(s): {label}, epoch {int(ep) + 1} of at most {cap}")  # fmt: skip
+
+            trained = train_sae_stack(stack, c, seed=seed, device=device, progress=tick)
             for layer, tr in zip(group, trained):
                 m, _, _ = measure_activations(acts[layer][:n], sae=tr.sae, config=c)
                 m.update(

@@ -33,6 +33,7 @@ and writing them in SAELens' on-disk format is :mod:`.saelens_io`.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 DENSE_THRESHOLD = 0.1  # a feature active on more than 10% of samples counts as dense
+TICK_S = 0.5  # seconds between progress calls inside an epoch (each call may stop the job)
 MIN_ACTIVATIONS = 256  # fewer samples than this cannot train a dictionary worth measuring
 
 
@@ -178,27 +180,42 @@ def train_sae(
     *,
     seed: int = 0,
     device: str | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> TrainedSAE:
     """Train the paper's tied ReLU SAE on ``acts`` [N, d_in] (the first ``config.max_activations`` rows).
 
-    ``progress(epoch, loss)`` is called after every epoch. Raises :class:`InputError` for too few or
-    non-finite activations.
+    ``progress(epoch, loss)`` is called after every epoch, and within an epoch at least every
+    ``TICK_S`` seconds with the fractional epoch (see :func:`train_sae_stack`). Raises :class:`InputError` for
+    too few or non-finite activations.
     """
     acts = check_activations(acts)
     return train_sae_stack(acts[None], config, seed=seed, device=device, progress=progress)[0]
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"users": 0, "saved": 0}  # requests inside torch_threads now; the thread count before them
+
+
 @contextmanager
 def torch_threads(n: int):
     """Run a block with ``n`` torch threads. Small-tensor loops (toy models, narrow SAEs) run several times
-    faster on one thread than on two busy ones, where OpenMP's barrier waits dominate each tiny kernel."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, old)))
+    faster on one thread than on two busy ones, where OpenMP's barrier waits dominate each tiny kernel.
+
+    The thread count is global to the process, and requests run concurrently: the first request in saves the
+    count, only the last one out restores it (two overlapping blocks restoring in the wrong order would
+    otherwise leave the whole server on one thread). While blocks overlap, the smallest ``n`` holds."""
+    with _THREADS_LOCK:
+        if _THREADS_STATE["users"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+        _THREADS_STATE["users"] += 1
+        torch.set_num_threads(max(1, min(n, torch.get_num_threads())))
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        with _THREADS_LOCK:
+            _THREADS_STATE["users"] -= 1
+            if _THREADS_STATE["users"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
 
 
 def train_sae_stack(
@@ -207,9 +224,14 @@ def train_sae_stack(
     *,
     seed: int = 0,
     device: str | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> list[TrainedSAE]:
     """Train ``k`` independent tied SAEs at once on ``acts`` [k, N, d_in] (one data set each).
+
+    ``progress(epoch, loss)`` is called after every epoch (``epoch`` 0-based, ``loss`` the mean over the
+    instances) and, in between, every ``TICK_S`` seconds with a fractional ``epoch`` and the last epoch's loss,
+    so a stop request (the callback raising) ends even a long epoch within about a second. Whatever it raises
+    propagates; nothing shared is left changed (the thread count is restored).
 
     The instances share nothing but the batch order: the loss is the sum of the per-instance losses, so each
     instance's gradient (and Adam's per-element state) is its own. Each instance has its own early-stopping
@@ -248,7 +270,7 @@ def train_sae_stack(
     best_w, best_b = weight.detach().clone(), b_enc.detach().clone()
     stop_epoch = torch.full((k,), -1, dtype=torch.long)
     losses, recons = [], []
-    t0 = time.perf_counter()
+    t0 = last_tick = time.perf_counter()
     epoch = -1
     small = k * bs * d_in * d_sae < 20_000_000  # per-step work too small to split over threads
     with torch_threads(1 if small and device == "cpu" else torch.get_num_threads()):
@@ -257,6 +279,9 @@ def train_sae_stack(
             tot = torch.zeros(k, device=device)
             rec = torch.zeros(k, device=device)
             for i in range(n_batches):
+                if progress is not None and time.perf_counter() - last_tick > TICK_S:
+                    progress(epoch + i / n_batches, float(losses[-1][0]) if losses else float("nan"))
+                    last_tick = time.perf_counter()
                 xb = x[:, perm[i * bs : (i + 1) * bs]]  # [k, b, d_in]
                 z = F.relu(torch.baddbmm(b_enc, xb, weight.transpose(1, 2)))  # [k, b, d_sae]
                 mse = ((torch.bmm(z, weight) - xb) ** 2).mean(dim=(1, 2))  # [k]
@@ -271,6 +296,7 @@ def train_sae_stack(
             recons.append((rec / n_batches).double().cpu().tolist())
             if progress is not None:
                 progress(epoch, float(cur.mean()))
+                last_tick = time.perf_counter()
             if not bool(torch.isfinite(cur).all()):
                 raise InputError("SAE training diverged (loss is not finite); try a smaller learning rate")
             active = stop_epoch < 0

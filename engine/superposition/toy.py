@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.admission import heavy_slot
 from engine.registry import InputError, Paper, Param, get, register
 from engine.results import Provenance, Result, Stopwatch, fingerprint
 
@@ -148,8 +149,10 @@ def sparsity_levels(levels: str | Sequence[float]) -> tuple[float, ...]:
     return out
 
 
-def train_toy_models(sparsities, config: ToyConfig = ToyConfig(), *, seed: int = 0) -> ToyModels:
-    """Train one toy model per sparsity level, all at once."""
+def train_toy_models(
+    sparsities, config: ToyConfig = ToyConfig(), *, seed: int = 0, progress=None
+) -> ToyModels:
+    """Train one toy model per sparsity level, all at once; ``progress(frac, desc)`` about twice a second."""
     sparsities = tuple(float(s) for s in sparsities)
     _check_toy(config, sparsities)
     k, n, m = len(sparsities), config.n_features, config.n_hidden
@@ -160,16 +163,20 @@ def train_toy_models(sparsities, config: ToyConfig = ToyConfig(), *, seed: int =
     opt = torch.optim.Adam([W, b], lr=config.lr)
     loss_k = torch.zeros(k)
     with torch_threads(1):  # tiny tensors: one thread beats two busy ones several times over
-        loss_k = _train_toy_loop(W, b, opt, importance, config, sparsities, gen)
+        loss_k = _train_toy_loop(W, b, opt, importance, config, sparsities, gen, progress)
     return ToyModels(
         W=W.detach(), b=b.detach()[:, 0], sparsities=sparsities, config=config, final_loss=loss_k.numpy()
     )
 
 
-def _train_toy_loop(W, b, opt, importance, config: ToyConfig, sparsities, gen) -> torch.Tensor:
+def _train_toy_loop(W, b, opt, importance, config: ToyConfig, sparsities, gen, progress=None) -> torch.Tensor:
     k, n = W.shape[0], W.shape[2]
     loss_k = torch.zeros(k)
-    for _ in range(config.steps):
+    last = time.perf_counter()
+    for step in range(config.steps):
+        if progress is not None and time.perf_counter() - last > 0.5:  # each call may stop the job
+            progress(step / config.steps, f"toy models: step {step} of {config.steps}")
+            last = time.perf_counter()
         x = _toy_batch(k, config.batch_size, n, sparsities, gen)  # [k, B, n]
         h = torch.bmm(x, W.transpose(1, 2))  # [k, B, m]
         out = torch.relu(torch.bmm(h, W) + b)  # [k, B, n]
@@ -293,57 +300,71 @@ def toy_sweep(
     sae_expansion, sae_l1, sae_max_epochs = (
         checked[k] for k in ("sae_expansion", "sae_l1", "sae_max_epochs")
     )
-    sw = Stopwatch()
-    t0 = time.perf_counter()
-    with sw("train_toy"):
-        if progress:
-            progress(0.05, "training toy models")
-        toys = train_toy_models(sparsities, cfg, seed=seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    _, h = toys.sample(cfg.n_activations, generator=gen)  # [k, N, m]
-    # A level whose hidden activations are all zero (every feature dropped) cannot train an SAE.
-    with sw("train_sae"):
-        if progress:
-            progress(0.4, "training one SAE per level")
-        sae_cfg = SAEConfig(
-            expansion=float(sae_expansion), l1=float(sae_l1), max_epochs=int(sae_max_epochs), normalize="none"
+    with heavy_slot("toy models", expect_s=20.0, progress=progress):
+        sw = Stopwatch()
+        t0 = time.perf_counter()
+        with sw("train_toy"):
+            if progress:
+                progress(0.05, "training toy models")
+            toys = train_toy_models(
+                sparsities,
+                cfg,
+                seed=seed,
+                progress=(lambda f, d: progress(0.05 + 0.35 * f, d)) if progress else None,
+            )
+        gen = torch.Generator().manual_seed(seed + 1)
+        _, h = toys.sample(cfg.n_activations, generator=gen)  # [k, N, m]
+        # A level whose hidden activations are all zero (every feature dropped) cannot train an SAE.
+        with sw("train_sae"):
+            if progress:
+                progress(0.4, "training one SAE per level")
+            sae_cfg = SAEConfig(
+                expansion=float(sae_expansion),
+                l1=float(sae_l1),
+                max_epochs=int(sae_max_epochs),
+                normalize="none",
+            )
+            tick = (
+                (lambda ep, loss: progress(0.4 + 0.55 * min(1.0, (ep + 1) / sae_cfg.max_epochs),
+                                           f"SAEs: epoch {int(ep) + 1} of at most {sae_cfg.max_epochs}"))
+                if progress else None
+            )  # fmt: skip
+            trained = train_sae_stack(h, sae_cfg, seed=seed, device="cpu", progress=tick)
+        with sw("measure"):
+            effs, ents, psis, evs = [], [], [], []
+            for j, tr in enumerate(trained):
+                st = sae_stats(tr.sae, h[j])
+                fc = feature_count(st.mean_abs[None], cfg.n_hidden)
+                effs.append(fc.effective_features)
+                ents.append(fc.entropy)
+                psis.append(fc.psi)
+                evs.append(st.explained_variance)
+        true = toys.true_features().tolist()
+        gram = torch.bmm(toys.W.transpose(1, 2), toys.W)  # [k, n, n]
+        prov = Provenance(
+            method="toy-superposition",
+            params=params,
+            input_fingerprint=fingerprint("toy", params),
+            seed=seed,
+            backend="cpu",
+            timings={**sw.timings, "total": time.perf_counter() - t0},
         )
-        trained = train_sae_stack(h, sae_cfg, seed=seed, device="cpu")
-    with sw("measure"):
-        effs, ents, psis, evs = [], [], [], []
-        for j, tr in enumerate(trained):
-            st = sae_stats(tr.sae, h[j])
-            fc = feature_count(st.mean_abs[None], cfg.n_hidden)
-            effs.append(fc.effective_features)
-            ents.append(fc.entropy)
-            psis.append(fc.psi)
-            evs.append(st.explained_variance)
-    true = toys.true_features().tolist()
-    gram = torch.bmm(toys.W.transpose(1, 2), toys.W)  # [k, n, n]
-    prov = Provenance(
-        method="toy-superposition",
-        params=params,
-        input_fingerprint=fingerprint("toy", params),
-        seed=seed,
-        backend="cpu",
-        timings={**sw.timings, "total": time.perf_counter() - t0},
-    )
-    return ToySweepResult(
-        provenance=prov,
-        sparsities=list(toys.sparsities),
-        true_features=[int(t) for t in true],
-        effective_features=effs,
-        entropy=ents,
-        psi=psis,
-        sae_epochs=[tr.epochs for tr in trained],
-        sae_explained_variance=evs,
-        toy_loss=toys.final_loss.tolist(),
-        pearson_r=pearson(true, effs),
-        n_features=cfg.n_features,
-        n_hidden=cfg.n_hidden,
-        gram=gram.numpy().round(4).tolist(),
-        column_norms=toys.W.norm(dim=1).numpy().round(4).tolist(),
-    )
+        return ToySweepResult(
+            provenance=prov,
+            sparsities=list(toys.sparsities),
+            true_features=[int(t) for t in true],
+            effective_features=effs,
+            entropy=ents,
+            psi=psis,
+            sae_epochs=[tr.epochs for tr in trained],
+            sae_explained_variance=evs,
+            toy_loss=toys.final_loss.tolist(),
+            pearson_r=pearson(true, effs),
+            n_features=cfg.n_features,
+            n_hidden=cfg.n_hidden,
+            gram=gram.numpy().round(4).tolist(),
+            column_norms=toys.W.norm(dim=1).numpy().round(4).tolist(),
+        )
 
 
 @dataclass
