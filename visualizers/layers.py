@@ -104,12 +104,14 @@ def plot_head_similarity(scan) -> go.Figure:
     return fig.update_layout(margin={"l": 45, "r": 10, "t": 50, "b": 40})
 
 
-# One Okabe-Ito colour per curve entry: the scored methods solid, their random controls dashed in a colour of
-# their own (never a scored method's). Yellow (OKABE_ITO[3]) is kept for entries registered later: it is the
-# palette's weakest on white. The full-model reference is a dotted neutral grey.
+# One Okabe-Ito colour per curve entry: the scored methods solid (blue, orange, green, purple), each random
+# control dashed with open markers in a colour of its own, the lighter or darker partner of its kind's
+# (random-attn sky blue beside attn's blue, random-mlp vermillion, random-block black), so the default
+# attn / mlp / block / random-attn set is four clearly different hues. Yellow (OKABE_ITO[3]), the palette's
+# weakest on white, is left for entries registered later. The full-model reference is a dotted neutral grey.
 CURVE_COLOURS = {
     "attn": OKABE_ITO[4], "mlp": OKABE_ITO[0], "block": OKABE_ITO[2], "joint": OKABE_ITO[6],
-    "random-attn": OKABE_ITO[5], "random-mlp": OKABE_ITO[1], "random-block": OKABE_ITO[7],
+    "random-attn": OKABE_ITO[1], "random-mlp": OKABE_ITO[5], "random-block": OKABE_ITO[7],
 }  # fmt: skip
 FULL_MODEL_GREY = "#777777"
 
