@@ -11,18 +11,11 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 
-from engine.splats.ply import GaussianScene, ply_bytes, write_splat
+from engine.splats.ply import ply_bytes, write_splat
+from tests.test_splats_cli import small_scene
 
 SCENES = ("Demo scene (shipped)", "Upload .ply / .splat")
 TAU, KEEP_FRACTION = "tau (score mass)", "keep fraction"
-
-
-def small_scene(n=300, seed=0):
-    r = np.random.default_rng(seed)
-    f = np.float32
-    return GaussianScene((r.normal(size=(n, 3)) * 0.5).astype(f), r.normal(size=(n, 4)).astype(f),
-                         (r.normal(size=(n, 3)) * 0.3 - 2.5).astype(f), (r.normal(size=n) + 1).astype(f),
-                         (r.normal(size=(n, 4, 3)) * 0.3).astype(f))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
