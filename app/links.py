@@ -173,6 +173,12 @@ def restore(params: dict[str, str], tabs: dict[str, tuple[dict[str, Any], dict[s
     return tab, values, "\n\n".join(notes)
 
 
+def _current_request():
+    from gradio.context import LocalContext
+
+    return LocalContext.request.get(None)
+
+
 def _base_url(request: gr.Request | None) -> str:
     if request is None:
         return "http://127.0.0.1:7860"
@@ -189,11 +195,15 @@ def add_link_row(tab_id: str, tab) -> None:
         box = gr.Textbox(show_label=False, placeholder="press the button: a link that restores this view",
                          buttons=["copy"], interactive=False, scale=4, container=False)  # fmt: skip
 
-    def make(*values, request: gr.Request = None):
+    def make(*values):
         carried, uncarried = tab._redex_link_inputs
-        return link_for(_base_url(request), tab_id, carried, uncarried, list(values))
+        return link_for(_base_url(_current_request()), tab_id, carried, uncarried, list(values))
 
     tab._redex_link_row = (btn, box, make)
+
+
+HEAD = "<script>window.__redexSearch = window.location.search;</script>"  # the URL as opened, before any tab
+# select rewrites it
 
 
 def wire_restore(demo, tabs_component, tabs: dict[str, Any], notice) -> None:
@@ -207,20 +217,23 @@ def wire_restore(demo, tabs_component, tabs: dict[str, Any], notice) -> None:
         btn.click(make, list(carried.values()) + list(uncarried.values()), [box], queue=False, api_name=False)
     every = [c for carried, _ in inputs_by_tab.values() for c in carried.values()]
 
-    def on_load(request: gr.Request):
-        params = dict(request.query_params) if request is not None else {}
+    search = gr.Textbox(visible=False)
+
+    def on_load(query: str):
+        from urllib.parse import parse_qsl
+
+        params = dict(parse_qsl((query or "").lstrip("?")[:4000]))
         tab, values, note = restore(params, inputs_by_tab)
         updates = [gr.update(value=values[c]) if c in values else gr.update() for c in every]
         selected = gr.Tabs(selected=tab) if tab else gr.Tabs()
         return [selected, gr.update(value=note, visible=bool(note)), *updates]
 
-    demo.load(on_load, None, [tabs_component, notice, *every], queue=False, api_name=False).then(
-        None, None, None, js=RUN_JS
-    )
+    demo.load(on_load, [search], [tabs_component, notice, *every], queue=False, api_name=False,
+              js="() => window.__redexSearch || window.location.search").then(None, None, None, js=RUN_JS)  # fmt: skip
 
 
 RUN_JS = """() => {
-  const p = new URLSearchParams(window.location.search);
+  const p = new URLSearchParams(window.__redexSearch || window.location.search);
   const tab = p.get('tab');
   if (!tab || p.get('run') === '0') return;
   setTimeout(() => {

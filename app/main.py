@@ -13,6 +13,8 @@ from types import ModuleType
 import gradio as gr
 
 import app.tabs
+from app.links import HEAD
+from app.presentation import CSS as PRESENT_CSS
 from engine.config import LIMITS
 
 __all__ = ["tab_modules", "build_app", "main"]
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     # LIMITS.heavy_workers slots (engine.admission.heavy_slot), so a long job never blocks a cheap one.
     # max_size bounds the queue: past it a request is refused at once ("queue is full") instead of waiting.
     demo.queue(default_concurrency_limit=LIMITS.workers, max_size=LIMITS.max_queue).launch(
-        server_name=args.host, server_port=args.port, show_error=True, css=CSS, footer_links=[],
+        server_name=args.host, server_port=args.port, show_error=True, css=CSS + PRESENT_CSS, footer_links=[], head=HEAD,
         max_file_size=LIMITS.max_upload_bytes,
     )  # fmt: skip
 

@@ -18,7 +18,14 @@ import plotly.io as pio
 
 from visualizers.presentation import CAPTION_NAME, presentation
 
-__all__ = ["is_on", "set_on", "to_presentation", "to_normal", "wire"]
+__all__ = ["is_on", "set_on", "to_presentation", "to_normal", "wire", "CSS"]
+
+# In presentation mode a figure keeps its 16:9 size: a narrower panel scrolls instead of clipping it.
+CSS = """
+body.redex-present .gradio-container {max-width: 100% !important;}
+body.redex-present .js-plotly-plot {overflow-x: auto !important;}
+body.redex-present [data-testid="plot"], body.redex-present .plot-container {overflow-x: auto !important;}
+"""
 
 _SESSIONS: OrderedDict[str, bool] = OrderedDict()
 _LOCK = threading.Lock()
@@ -112,11 +119,12 @@ def wire(demo, toggle) -> None:
 
     plots = [b for b in demo.blocks.values() if isinstance(b, gr.Plot)]
 
-    def switch(on: bool, *values, request: gr.Request):
-        set_on(getattr(request, "session_hash", None), on)
+    def switch(on: bool, *values):
+        set_on(_session(), on)
         return [_restyle(v, on) for v in values]
 
     toggle.change(switch, [toggle, *plots], plots, queue=False, show_progress="hidden", api_name=False)
+    toggle.change(None, [toggle], None, js="(v) => { document.body.classList.toggle('redex-present', v); }")
     demo.load(
         None, None, [toggle], js="() => new URLSearchParams(window.location.search).get('present') === '1'"
     )

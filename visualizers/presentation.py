@@ -1,6 +1,6 @@
 """Presentation mode: any house figure re-laid out for a slide (issue 13, part 4).
 
-A fixed 16:9 size (1280 x 720), fonts of at least 18 px, thick lines, colour-blind-safe palettes (Okabe-Ito for
+A fixed 16:9 size (1120 x 630; exports render it at 2x), fonts of at least 18 px, thick lines, colour-blind-safe palettes (Okabe-Ito for
 categories, cividis for heatmaps that used a rainbow scale) and the figure's caption drawn under the plot, so a
 screenshot or the exported PNG drops straight onto a slide. The browser's presentation toggle applies the same
 numbers client side (app/presentation.js reads :data:`BROWSER_SETTINGS`).
@@ -17,7 +17,7 @@ from visualizers.style import HEATMAP_SCALE, OKABE_ITO
 
 __all__ = ["presentation", "PRESENT_WIDTH", "PRESENT_HEIGHT", "PRESENT_FONT", "BROWSER_SETTINGS", "plain"]
 
-PRESENT_WIDTH, PRESENT_HEIGHT = 1280, 720
+PRESENT_WIDTH, PRESENT_HEIGHT = 1120, 630  # 16:9; fits a 1600 px wide browser's figure panel
 PRESENT_FONT = 20  # body text; ticks and legends never below 18
 MIN_LINE_WIDTH = 4.0
 MIN_MARKER_SIZE = 10.0
