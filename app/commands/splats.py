@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace):
+    from app.commands import tqdm_progress
     from engine.splats.bundle import load_bundle
     from engine.splats.evaluate import evaluate, write_pruned
 
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace):
     if args.input is not None and not Path(args.input).is_file():
         raise FileNotFoundError(f"no such file: {args.input}")
     bundle = load_bundle(args.input, eval_views=max(1, args.views))
-    rep = evaluate(bundle, args.method, params, storage=args.storage, backend=args.backend)
+    rep = evaluate(bundle, args.method, params, storage=args.storage, backend=args.backend,
+                   progress=tqdm_progress())  # fmt: skip
     return write_pruned(rep, args.out) if args.out else rep
 
 
