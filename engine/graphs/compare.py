@@ -132,7 +132,9 @@ def summarize_cached(
     a cached answer and a small graph never wait."""
     checked = _method(method).validate(params)  # range errors before the cache key
     seed = _check_seed(seed)
-    key = (graph.fingerprint, method, checked, seed)
+    # the name and the loader's notices are part of the result, so part of the key: two uploads with the same
+    # edges under different names (or read with different notices) each get their own caption
+    key = (graph.fingerprint, graph.name, tuple(graph.notices), method, checked, seed)
 
     def compute() -> GraphSummaryResult:
         what = f"{method} on {graph.m:,} edges"
@@ -202,7 +204,7 @@ def compare(
         for b in checked["budgets"]:
             _method(name).validate({"budget": b, "error": checked["error"]})
     checked["seed"] = _check_seed(checked["seed"])
-    key = (graph.fingerprint, names, checked)
+    key = (graph.fingerprint, graph.name, names, checked)
 
     def compute() -> GraphComparison:
         runs = len(names) * len(checked["budgets"])

@@ -457,15 +457,13 @@ def _parse_numeric(pd, text: str, names: list, name: str, notices: list[str]) ->
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     short = df.iloc[:, 1].isna().to_numpy()
-    if df.shape[0] == 0 or short.all():
+    if df.shape[0] == 0 or short.any():  # a missing id or a NaN written out: the general parser tells which
         return None
-    nu, nv = df.iloc[:, 0].to_numpy()[~short], df.iloc[:, 1].to_numpy()[~short]
+    nu, nv = df.iloc[:, 0].to_numpy(), df.iloc[:, 1].to_numpy()
     ok = np.isfinite(nu).all() and np.isfinite(nv).all() and min(nu.min(), nv.min()) >= 0
     if not (ok and (nu % 1 == 0).all() and (nv % 1 == 0).all() and max(nu.max(), nv.max()) < 2**53):
         return None
     notices = list(notices)
-    if short.any():
-        notices.append(f"{int(short.sum()):,} line(s) with fewer than two ids skipped")
     if df.shape[1] == 3 and df.iloc[:, 2].notna().any():
         notices.append("third column (weights) ignored: SSumM summarises unweighted graphs")
     return from_edges(nu.astype(np.int64), nv.astype(np.int64), name=name, notices=notices)
@@ -512,9 +510,26 @@ def parse_edge_list(data: bytes | str, *, name: str = "upload", progress: Progre
         return _parse_text(text, name, notices, progress or (lambda frac, desc: None))
 
 
+def _skip_matrix_market_size(text: str, notices: list[str]) -> str:
+    """A Matrix Market file's first data line is its size ('rows cols entries'), not an edge: drop it (its
+    numbers are not trusted either: the entries that follow are what is read)."""
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].strip()
+        if line and not line.startswith("%"):
+            notices.append(f"Matrix Market size line {line[:60]!r} skipped (the entries themselves are read)")
+            return text[:pos] + text[end + 1 :]
+        pos = end + 1
+    return text
+
+
 def _parse_text(text: str, name: str, notices: list[str], progress: Progress) -> Graph:
     import pandas as pd
 
+    if text.startswith("%%MatrixMarket"):
+        text = _skip_matrix_market_size(text, notices)
     text = text.replace(",", " ").replace(";", " ").replace("\n%", "\n#")
     if text.startswith("%"):
         text = "#" + text[1:]
@@ -536,6 +551,8 @@ def _parse_text(text: str, name: str, notices: list[str], progress: Progress) ->
             dtype=str,
             engine="c",
             on_bad_lines="error",
+            keep_default_na=False,  # 'nan', 'NA', 'null' are ids (names, or refused below), not missing cells
+            na_values=[""],
         )
     except pd.errors.EmptyDataError:
         raise InputError(f"{name}: no edges found (only comments or blank lines)") from None
