@@ -92,6 +92,8 @@ def plot_layer_scan(scan, *, width: int = 860, height: int = 520) -> go.Figure:
     fig.update_layout(
         legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"), bargap=0.25
     )
+    w = scan.warnings() if hasattr(scan, "warnings") else []
+    _warn(fig, "; ".join(x.split(":")[0] for x in w), y=0.98)
     return fig
 
 
@@ -302,11 +304,9 @@ def plot_training(losses: list[float], *, warning: str = "", best_epoch: int | N
                                  marker=dict(color=ORANGE, size=11, line=dict(color=BLACK, width=1))))  # fmt: skip
     base_layout(fig, title="SAE training loss", width=width, height=height)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(
-        title_text="MSE + lambda mean|z|", type="log", dtick="D2", tickformat="~g"
-    )  # 0.05, 0.1, 0.2
+    fig.update_yaxes(title_text="MSE + lambda mean|z|", type="log", tickformat=".2~g")  # 0.05, not "50m"
     fig.update_layout(legend=dict(x=0.98, xanchor="right", y=0.98), margin=dict(l=80, r=30, t=60, b=50))
-    _warn(fig, warning.split(":")[0] if warning else "", y=0.98)
+    _warn(fig, "; ".join(w.split(":")[0] for w in warning.split("; ")) if warning else "", y=0.98)
     return fig
 
 
@@ -397,8 +397,10 @@ def caption_scan(scan) -> str:
         if prm.get("sweep")
         else "no sweep"
     )
+    warn = _warnings_md(scan)
     return (
-        f"**{scan.model}**, site {scan.site}, layers {scan.layers[0]}-{scan.layers[-1]}, "
+        (warn + "Compare layers with care, or raise the epoch cap. " if warn else "")
+        + f"**{scan.model}**, site {scan.site}, layers {scan.layers[0]}-{scan.layers[-1]}, "
         f"{scan.n_activations:,} activations per layer; SAE x{prm.get('expansion', 0):g}, lambda = {prm.get('l1', 0):g}, "
         f"at most {prm.get('max_epochs')} epochs; {sweep}. Bars: F; dashed: N; line: psi. "
         f"Highest psi = {scan.psi[i]:.2f} at layer {scan.layers[i]} (F = {scan.effective_features[i]:.0f}); "

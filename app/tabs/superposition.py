@@ -219,7 +219,7 @@ def warmup() -> None:
 def _cell_controls(method: Method, title: str, layer: int, models: list[str]) -> list:
     gr.Markdown(f"**{title}**")
     model = gr.Dropdown(models, value="smollm2", allow_custom_value=True, label="Model")
-    lay = gr.Number(layer, precision=0, label="Layer")
+    lay = gr.Number(layer, label="Layer")
     site = gr.Radio(list(_sites()), value=next(iter(_sites())), label="Site")
     c = controls(method, only=CELL_FIELDS, labels={"l1": "lambda", "expansion": "Expansion"},
                  values={k: DEFAULT_SAE[k] for k in CELL_FIELDS})  # fmt: skip
@@ -247,7 +247,7 @@ def build_tab() -> None:
                 model = gr.Dropdown(models, value="smollm2", allow_custom_value=True, label="Model",
                                     info="built-in, a local directory, or a Hugging Face id")  # fmt: skip
                 allow_net = gr.Checkbox(False, label="Allow network (hub models)")
-                layer = gr.Number(DEFAULT_LAYER, precision=0, label="Layer (0-based)")
+                layer = gr.Number(DEFAULT_LAYER, label="Layer (0-based)")
                 site = gr.Radio(sites, value=sites[0], label="Site")
                 source = gr.Radio(list(TEXT_SOURCES), value=TEXT_SOURCES[0], label="Text")
                 text = gr.Textbox(

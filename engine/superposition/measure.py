@@ -121,7 +121,7 @@ class LayerMeasurement(Result):
             )
         if self.d_sae and (self.l0 > DENSE_L0 * self.d_sae or self.dense_fraction > 0.5):
             out.append(f"DENSE CODE: mean L0 {self.l0:.0f} of {self.d_sae} features "
-                       f"({self.dense_fraction:.0%} active on >10% of tokens); F then mostly counts the dictionary")  # fmt: skip
+                       f"({self.dense_fraction:.0%} active on >10% of tokens), so F mostly counts the dictionary")  # fmt: skip
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -344,6 +344,21 @@ class LayerScan(Result):
     epochs: list[int] = field(default_factory=list)
     sweep: list[dict[str, Any]] = field(default_factory=list)  # per layer: [{l1, expansion, F}, ...]
     n_activations: int = 0
+
+    def warnings(self) -> list[str]:
+        """What makes this scan a poor basis for F (see :meth:`LayerMeasurement.warnings`): layers whose SAE
+        ran to the epoch cap, and a dense code on average. Empty when it is sound."""
+        out = []
+        cap = self.provenance.params.get("max_epochs")
+        capped = [layer for layer, e in zip(self.layers, self.epochs) if cap and e >= cap]
+        if capped:
+            out.append(f"SAE NOT CONVERGED on {len(capped)} of {len(self.layers)} layers: stopped at the "
+                       f"{cap}-epoch cap before early stopping fired")  # fmt: skip
+        d_sae = self.provenance.params.get("expansion", 0) * (self.neurons[0] if self.neurons else 0)
+        if d_sae and self.l0 and float(np.mean(self.l0)) > DENSE_L0 * d_sae:
+            out.append(f"DENSE CODE: mean L0 {float(np.mean(self.l0)):.0f} of {int(d_sae)} features, "
+                       "so F mostly counts the dictionary")  # fmt: skip
+        return out
 
     def tables(self):
         rows = []
