@@ -161,18 +161,13 @@ def update_views(scene_choice):
     return gr.update(choices=names, value=names[0])
 
 
-# Named examples on the demo scene, one click away: (label, method, kept fraction, OMG target, colour by).
-# They share the view test_000, so the unpruned renders are computed once for all three.
-EXAMPLES = (
-    ("LightGaussian prunes 66%", "lightgaussian", 0.34, OMG_TARGETS[0], "fate"),
-    ("OMG keeps 96% of the score mass", "omg", 0.34, OMG_TARGETS[0], "score"),
-    ("Random control at the same 34%", "random", 0.34, OMG_TARGETS[0], "fate"),
+# What the app's named examples of this tab (app/examples.py) compute on the demo scene: (method, kept
+# fraction, OMG target). They share the view test_000, so the unpruned renders are computed once for all.
+WARM = (
+    ("lightgaussian", 0.34, OMG_TARGETS[0]),
+    ("omg", 0.34, OMG_TARGETS[0]),
+    ("random", 0.34, OMG_TARGETS[0]),
 )
-
-
-def _example_rows() -> list[list]:
-    return [[SCENES[0], None, m, keep, target, 0.96, "fp32", "test_000", colour]
-            for _, m, keep, target, colour in EXAMPLES]  # fmt: skip
 
 
 def warmup() -> None:
@@ -180,7 +175,7 @@ def warmup() -> None:
     from engine.splats.evaluate import evaluate, method_params
 
     bundle = _bundle(SCENES[0], None)
-    for _, m, keep, target, _ in EXAMPLES:
+    for m, keep, target in WARM:
         evaluate(bundle, m, method_params(m, keep=keep, mass=0.96 if target == OMG_TARGETS[0] else None))
 
 
@@ -227,7 +222,6 @@ def build_tab() -> None:
             with gr.Row():
                 apply_btn = gr.Button("Apply", variant="primary", scale=3)
                 apply_stop = stop_button()
-            examples_slot = gr.Column()  # filled once the outputs exist
         with gr.Column(scale=2):
             # the renders at their own 256 px, pixel for pixel (the size PSNR is measured at), beside the
             # ground truth at the same size, instead of one stretched to twice its size
@@ -265,9 +259,6 @@ def build_tab() -> None:
 
     inputs = [scene_choice, upload, method, keep, omg_target, tau, storage, view, colour_by]
     outputs = [slider, cap, metrics, hist, cloud, model, files, gt_img]
-    with examples_slot:
-        gr.Examples(_example_rows(), inputs, outputs, fn=apply_pruning, run_on_click=True, cache_examples=False,
-                    example_labels=[e[0] for e in EXAMPLES], label="Examples (demo scene; computed at start-up)")  # fmt: skip
     scene_choice.change(update_views, [scene_choice], [view])
     applying = apply_btn.click(apply_pruning, inputs, outputs, api_name="splats_apply")
     comparing = pareto_btn.click(pareto, [scene_choice, upload, storage, x_axis],
