@@ -12,7 +12,7 @@ from app.errors import user_errors
 from app.export import export
 from app.figures import fit
 from app.inputs import TEXT_SOURCES, resolve_text
-from app.progress import gradio_progress, stop_button, wire_stop
+from app.progress import gradio_progress, wire_stop
 from engine.layers.curve import CURVE, DEFAULT_CURVE, compare, curve_choices
 from engine.layers.pipeline import (
     APPLY,
@@ -69,6 +69,11 @@ def _files(paths: list[str]) -> list[str]:
     """Downloads in the order the tab has always listed them: PNG, then CSV, then JSON."""
     rank = {".png": 0, ".csv": 1, ".json": 2}
     return sorted(paths, key=lambda p: rank.get(p[p.rfind(".") :], 3))
+
+
+def _stop_button() -> gr.Button:
+    """A narrow Stop button beside its action (wired with ``wire_stop`` once the events exist)."""
+    return gr.Button("Stop", variant="stop", size="sm", scale=0, min_width=80)
 
 
 # ----------------------------------------------------------------------------------------------- handlers
@@ -174,7 +179,7 @@ def build_tab() -> None:
             samples, seq_len, head_layer = (scan_controls[n] for n in SCAN_PARAMS)
             with gr.Row():
                 compute = gr.Button("Compute", variant="primary")
-                compute_stop = stop_button()
+                compute_stop = _stop_button()
         with gr.Column(scale=3):
             caption = gr.Markdown(elem_classes="caption")
             heat = gr.Plot(label="Sublayer similarity")
@@ -196,7 +201,7 @@ def build_tab() -> None:
             seed = control(get(scored.control, family="layers").param("seed"))  # its random control's seed
             with gr.Row():
                 preselect = gr.Button("Preselect by ranking")
-                preselect_stop = stop_button()
+                preselect_stop = _stop_button()
             prompt, max_new = controls(APPLY).values()
         with gr.Column(scale=3):
             attn_sel = gr.CheckboxGroup([], label="Drop attention of layers")
@@ -204,7 +209,7 @@ def build_tab() -> None:
             block_sel = gr.CheckboxGroup([], label="Drop whole block of layers")
             with gr.Row():
                 apply = gr.Button("Apply drop", variant="primary")
-                apply_stop = stop_button()
+                apply_stop = _stop_button()
             drop_caption = gr.Markdown(elem_classes="caption")
             table = gr.Dataframe(headers=["metric", "full", "dropped", "change"], interactive=False)
             with gr.Row():
@@ -221,7 +226,7 @@ def build_tab() -> None:
             max_n, step, n_seeds = controls(CURVE).values()
             with gr.Row():
                 run_curve = gr.Button("Compare strategies", variant="primary")
-                curve_stop = stop_button()
+                curve_stop = _stop_button()
         with gr.Column(scale=3):
             curve_caption = gr.Markdown(elem_classes="caption")
             curve_plot = gr.Plot(label="Perplexity vs dropped")
