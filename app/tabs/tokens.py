@@ -236,15 +236,6 @@ def warmup() -> None:
 PARETO_HEADERS = ["method", "acts", "kept", "tokens", "accuracy", "random here (mean ± std)", "objects kept",
                   "GFLOPs", "latency ms"]  # fmt: skip
 
-# (label, scene, method, keep, question): three views that make the point with the shipped scene VLM on a CPU
-# in about a second each (and at once from the engine cache after the first)
-NAMED_EXAMPLES = (
-    ("FlowCut inside the ViT keeps the objects (scene 0, 25%)", 0, "flowcut", 0.25, "how many objects ?"),
-    ("CLS attention at the last ViT layer loses the diamonds (scene 2, 11%)", 2, "cls-attention", 0.11,
-     "how many diamonds ?"),
-    ("Random tokens at the same place do better (scene 2, 11%)", 2, "random-keep", 0.11, "how many diamonds ?"),
-)  # fmt: skip
-
 
 def build_tab() -> None:
     from engine.tokens.methods import family_params
@@ -291,12 +282,6 @@ def build_tab() -> None:
     inputs = [source, scene_index, example, upload, model, method, pc["keep"], pc["layer"], pc["K"], question, stage,
               control, seed, *extra]  # fmt: skip
     outputs = [overlay, ans_full, ans_pruned, table, caption]
-    gr.Examples(
-        [["Generated scene", scene, None, None, DEFAULT_MODEL, m, keep, -1, -1, q, MAX_STAGE, False, 0,
-          *(p.default for p in _extra_params())] for _, scene, m, keep, q in NAMED_EXAMPLES],
-        inputs, outputs, fn=prune_event, run_on_click=True, cache_examples=False, label="Examples (click to run)",
-        example_labels=[e[0] for e in NAMED_EXAMPLES],
-    )  # fmt: skip
     gr.Markdown("### Methods side by side (same image, same kept fraction)")
     with gr.Row():
         with gr.Column(scale=1):
