@@ -225,7 +225,7 @@ def wire_restore(demo, tabs_component, tabs: dict[str, Any], notice) -> None:
         params = dict(parse_qsl((query or "").lstrip("?")[:4000]))
         tab, values, note = restore(params, inputs_by_tab)
         updates = [gr.update(value=values[c]) if c in values else gr.update() for c in every]
-        selected = gr.Tabs(selected=tab) if tab else gr.Tabs()
+        selected = gr.Tabs(selected=tab) if tab else gr.update()
         return [selected, gr.update(value=note, visible=bool(note)), *updates]
 
     demo.load(on_load, [search], [tabs_component, notice, *every], queue=False, api_name=False,

@@ -39,7 +39,7 @@ def tab_modules() -> list[ModuleType]:
 
 
 def build_app() -> gr.Blocks:
-    from app import links, presentation
+    from app import examples, links, presentation
 
     # delete_cache: uploads and generated downloads are removed after an hour (checked every 30 minutes),
     # so a public Space's temp folders stay bounded and old files cannot be fetched for ever.
@@ -57,12 +57,14 @@ def build_app() -> gr.Blocks:
             for mod in tab_modules():
                 tab_id = mod.__name__.rsplit(".", 1)[-1]
                 with gr.Tab(mod.TAB_TITLE, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+                    examples.add_examples_row(tab_id, tab)
                     mod.build_tab()
                     links.add_link_row(tab_id, tab)
                 tab.select(None, None, None, js=f"() => ({links.TAB_JS})('{tab_id}')", queue=False)
                 tabs[tab_id] = tab
         presentation.wire(demo, present)
         links.wire_restore(demo, tabs_component, tabs, notice)
+        examples.wire_examples(demo, tabs)
     return demo
 
 

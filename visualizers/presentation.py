@@ -30,14 +30,14 @@ BROWSER_SETTINGS = {"width": PRESENT_WIDTH, "height": PRESENT_HEIGHT, "font": PR
 def plain(markdown: str) -> str:
     """Caption markdown as plain text (bold, code and link syntax removed)."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown or "")
-    text = re.sub(r"[*_`#>]+", "", text)
+    text = re.sub(r"\*\*|(?<![\w])\*(?=\S)|(?<=\S)\*(?![\w])|`|^#+\s*|^>\s*", "", text, flags=re.M)
     return " ".join(text.split())
 
 
 def presentation(fig: go.Figure, caption: str | None = None) -> go.Figure:
     """A copy of ``fig`` for a slide: 16:9, large type, thick lines, colour-blind-safe, caption underneath."""
     out = go.Figure(fig)
-    lines = textwrap.wrap(plain(caption), 115) if caption else []
+    lines = textwrap.wrap(plain(caption), 98) if caption else []
     bottom = 80 + 30 * len(lines)
     out.update_layout(
         width=PRESENT_WIDTH,
