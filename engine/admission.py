@@ -54,6 +54,7 @@ class _Job:
 _SLOTS = threading.BoundedSemaphore(max(1, LIMITS.heavy_workers))
 _RUNNING: dict[int, _Job] = {}
 _RUNNING_LOCK = threading.Lock()
+_HELD = threading.local()  # how deep this thread is inside heavy_slot (re-entry takes no second slot)
 
 
 def running() -> list[tuple[str, float]]:
@@ -77,8 +78,15 @@ def heavy_slot(what: str, *, expect_s: float = 60.0, progress: Progress | None =
 
     ``expect_s`` is the caller's estimate of the job's length, used for the "try again in N s" message others
     get. ``progress`` (a :func:`watchdog`-wrapped callback) is told the job is waiting, and lets a Stop end
-    the wait.
+    the wait. Re-entrant: a thread that already holds a slot goes straight in (one job, one slot).
     """
+    if getattr(_HELD, "depth", 0):  # this thread already holds a slot: a heavy step inside a heavy job
+        _HELD.depth += 1
+        try:
+            yield
+        finally:
+            _HELD.depth -= 1
+        return
     wait = LIMITS.heavy_wait_s if wait_s is None else wait_s
     deadline = time.monotonic() + wait
     while not _SLOTS.acquire(timeout=0.5):
@@ -92,9 +100,11 @@ def heavy_slot(what: str, *, expect_s: float = 60.0, progress: Progress | None =
     token = id(threading.current_thread()) ^ time.monotonic_ns()
     with _RUNNING_LOCK:
         _RUNNING[token] = _Job(what, time.monotonic(), expect_s)
+    _HELD.depth = 1
     try:
         yield
     finally:
+        _HELD.depth = 0
         with _RUNNING_LOCK:
             _RUNNING.pop(token, None)
         _SLOTS.release()

@@ -157,3 +157,12 @@ def test_model_cache_is_bounded_by_weight_bytes(monkeypatch):
     assert list(models._CACHE) == [("b", "float32"), ("c", "float32")]
     models._cache_put(("huge", "float32"), Loaded(1000))  # 400 kB alone: kept (the model just asked for)
     assert list(models._CACHE) == [("huge", "float32")]
+
+
+def test_heavy_slot_is_reentrant_within_one_thread(monkeypatch):
+    monkeypatch.setattr(admission, "_SLOTS", threading.BoundedSemaphore(1))
+    with heavy_slot("outer", wait_s=0.5):
+        with heavy_slot("inner", wait_s=0.5):  # would wait for ever on a plain semaphore
+            assert [w for w, _ in admission.running()] == ["outer"]
+    with heavy_slot("again", wait_s=0.5):
+        pass
