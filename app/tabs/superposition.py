@@ -148,6 +148,12 @@ def feature_map_handler(measurement, progress=gr.Progress()):
 
     if measurement is None:
         raise InputError("measure a layer first; the feature map draws that measurement's SAE")
+    if measurement.sae is None and measurement.precomputed:
+        from engine.superposition.shipped import feature_map_for
+
+        if feature_map_for(measurement) is None:  # a shipped layer without a shipped map: say so, no error
+            return None, (f"No feature map is shipped for layer {measurement.layer} (only for layer "
+                          f"{DEFAULT_LAYER}); change any setting to train this layer live and map it.")  # fmt: skip
     fm = feature_map(measurement, progress=_progress(progress))
     return fit(plot_feature_map(fm)), caption_feature_map(fm)
 
@@ -283,6 +289,15 @@ def build_tab() -> None:
                 files = gr.File(label="Result (JSON, CSV)", file_count="multiple")
         measured = gr.State(None, time_to_live=3600)  # the measurement, handed to the feature map
         ins = [model, allow_net, layer, site, source, text, upload, *sae_ctl.values(), sae_files]
+        sae_vals = [DEFAULT_SAE[k] for k in MEASURE_FIELDS]
+        gr.Examples(  # the shipped (precomputed) layers: each answers at once; then press Measure
+            [["smollm2", False, lay, sites[0], TEXT_SOURCES[0], "", None, *sae_vals, None]
+             for lay in (DEFAULT_LAYER, *COMPARE_LAYERS)],
+            ins,
+            example_labels=[f"SmolLM2 layer {DEFAULT_LAYER} (middle, with feature map)",
+                            f"SmolLM2 layer {COMPARE_LAYERS[0]} (early)", f"SmolLM2 layer {COMPARE_LAYERS[1]} (late)"],
+            label="Precomputed examples (converged, sparse SAEs)",
+        )  # fmt: skip
         ev = run.click(
             measure_handler,
             ins,
