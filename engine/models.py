@@ -22,7 +22,10 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,3 +293,36 @@ def _load_uncached(name: str, *, allow_network: bool, dtype: str) -> LoadedModel
         load_seconds=0.0,
         load_path=load_path,
     )
+
+
+# One re-entrant lock per cached model object, shared by every family that runs or changes it: a layer drop
+# swaps sublayers out and back, and capture hooks would fire for another request's forward pass, so each such
+# use holds the lock for its whole mutate-use-restore (engine/layers/guard.py explains the use).
+_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_WAIT_POLL_S = 0.5  # how often a waiting request checks for Stop / the time limit
+
+
+def model_lock(model: Any) -> threading.RLock:
+    """The one re-entrant lock of ``model`` (created on first use; dropped with the model)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+@contextmanager
+def using(
+    model: Any, progress: Callable[[float, str], None] | None = None, *, frac: float = 0.0
+) -> Iterator[None]:
+    """Hold ``model``'s lock for the body; while waiting for it, call ``progress(frac, ...)`` (which raises
+    ``Stopped`` / ``OverTime`` when the client left or the time ran out). Always released on exit."""
+    lock = model_lock(model)
+    while not lock.acquire(timeout=_WAIT_POLL_S):
+        if progress is not None:
+            progress(frac, "waiting: another request is using this model")
+    try:
+        yield
+    finally:
+        lock.release()

@@ -15,47 +15,20 @@ Its hooks are installed by :func:`ticking` (removed on exit, even when the callb
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from torch import nn
 
 from engine.layers.arch import decoder_layers
+from engine.models import model_lock, using
 
 __all__ = ["model_lock", "using", "Ticker", "ticking"]
 
 Progress = Callable[[float, str], None]
 
-_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-_WAIT_POLL_S = 0.5  # how often a waiting request checks for Stop / the time limit
 _TICK_EVERY_S = 0.25  # at most this often a Ticker calls the progress callback
-
-
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The one re-entrant lock of ``model`` (created on first use; dropped with the model)."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.RLock()
-        return lock
-
-
-@contextmanager
-def using(model: nn.Module, progress: Progress | None = None, *, frac: float = 0.0) -> Iterator[None]:
-    """Hold ``model``'s lock for the body; while waiting for it, call ``progress(frac, ...)`` (which raises
-    ``Stopped`` / ``OverTime`` when the client left or the time ran out). Always released on exit."""
-    lock = model_lock(model)
-    while not lock.acquire(timeout=_WAIT_POLL_S):
-        if progress is not None:
-            progress(frac, "waiting: another request is using this model")
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class Ticker:
