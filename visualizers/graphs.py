@@ -45,6 +45,10 @@ METRIC_HEADERS = [
     "L2 error",
     "seconds",
 ]
+# networkx lays out graphs under 500 nodes with its vectorised force model and larger ones with a per-node
+# Python loop (seconds); more nodes would not be readable in one panel either
+MAX_DRAWN_NODES = 450  # original graph panel of a big graph
+MAX_DRAWN_SUPERNODES = 250  # summary panel of a big graph (the heaviest supernodes)
 WIDE = 860  # two panels side by side; fits the tab's figure column
 TALL = 470
 
@@ -68,10 +72,10 @@ def _drawn_nodes(graph, summary, limit: int, rng: np.random.Generator) -> np.nda
     """Nodes to draw: all when the graph fits the guard, else members of the heaviest supernodes."""
     if graph.n + graph.m <= limit:
         return np.arange(graph.n)
-    want = max(10, limit // 5)
+    want = max(10, min(limit // 5, MAX_DRAWN_NODES))
     order = np.argsort(-_weight(summary), kind="stable")
     cum = np.cumsum(summary.sizes[order])
-    take = order[: max(1, int(np.searchsorted(cum, want)) + 1)]
+    take = order[: max(8, int(np.searchsorted(cum, want)) + 1)]  # several supernodes, even when one is huge
     nodes = np.flatnonzero(np.isin(summary.labels, take))
     if nodes.size > want:
         nodes = np.sort(rng.choice(nodes, want, replace=False))
@@ -152,7 +156,7 @@ def plot_summary_graphs(graph, result, *, max_elements: int | None = None, seed:
     )
     # summary: the heaviest supernodes with drawn members, laid out from their members' centre
     present = np.unique(lab)
-    max_sn = max(1, limit // 3)
+    max_sn = max(1, min(limit // 3, MAX_DRAWN_SUPERNODES))
     if present.size > max_sn:
         w = _weight(s)[present]
         present = np.sort(present[np.argsort(-w, kind="stable")[:max_sn]])

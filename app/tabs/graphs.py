@@ -21,7 +21,8 @@ from app.figures import fit
 from app.inputs import as_int, upload_path
 from app.progress import gradio_progress, wire_stop
 from engine.graphs import io
-from engine.graphs.compare import COMPARE, compare, method_params, summarize_cached, warmup
+from engine.graphs.compare import COMPARE, compare, method_params, summarize_cached
+from engine.graphs.compare import warmup as warm_kernels
 from engine.registry import InputError, get
 from visualizers.graphs import (
     METRIC_HEADERS,
@@ -113,6 +114,24 @@ def _compare_exports(res) -> list[str]:
     """The comparison as JSON (``to_json``) and its table as CSV (``tables()['comparison']``)."""
     stem = _stem(Path(res.graph_name).stem or "graph", "compare", res.error, f"seed{res.seed}")
     return _served(export(res, stem, csv={"comparison": f"{stem}_comparison.csv"}, prefix="graphs"))
+
+
+# the named examples of this tab (app/examples.py) as engine calls with the tab's other defaults, so the
+# warm-up puts their summaries in the engine's cache: (source, built-in or generator, method, budget, error)
+EXAMPLE_RUNS = (
+    (SOURCES[0], "karate", "ssumm", 0.3, "l2"),
+    (SOURCES[0], "les_miserables", "ssumm", 0.1, "l1"),
+    (SOURCES[1], "sbm", "saa-gs", 0.3, "l2"),
+)
+
+
+def warmup() -> None:
+    """Compile the numba kernels, then compute the tab's examples into the engine's cache."""
+    warm_kernels()
+    for source, name, method, budget, error in EXAMPLE_RUNS:
+        graph = load_graph(source, name, name, 20_000, 0, None)
+        form = {"budget": budget, "error": error, "iterations": 20, "hashes": 10}
+        summarize_cached(graph, method, seed=0, **method_params(method, form))
 
 
 # ----------------------------------------------------------------------------------------------- handlers
