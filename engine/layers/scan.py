@@ -37,7 +37,7 @@ __all__ = ["LLM_DROP_PAPER", "LayerScan", "scan_layers", "scan_from_dict", "hook
 
 LLM_DROP_PAPER = Paper(
     "What Matters in Transformers? Not All Attention is Needed", 2024, "arXiv:2406.15786",
-    "https://arxiv.org/abs/2406.15786",
+    "https://arxiv.org/abs/2406.15786", ("He, Shwai", "Sun, Guoheng", "Shen, Zheyu", "Li, Ang"),
 )  # fmt: skip
 
 Progress = Callable[[float, str], None]

@@ -42,17 +42,18 @@ __all__ = [
 ]
 
 FLOWCUT = Paper("FlowCut: Rethinking Redundancy via Information Flow for Efficient Vision-Language Models",
-                2025, "arXiv:2505.19536", "https://arxiv.org/abs/2505.19536")  # fmt: skip
+                2025, "arXiv:2505.19536", "https://arxiv.org/abs/2505.19536", ("Tong, Jintao", "others"))  # fmt: skip
 PDROP = Paper("PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid Visual Redundancy "
-              "Reduction", 2024, "arXiv:2410.17247", "https://arxiv.org/abs/2410.17247")  # fmt: skip
+              "Reduction", 2024, "arXiv:2410.17247", "https://arxiv.org/abs/2410.17247", ("Xing, Long", "others"))  # fmt: skip
 FASTV = Paper("An Image is Worth 1/2 Tokens After Layer 2: Plug-and-Play Inference Acceleration for Large "
-              "Vision-Language Models (FastV)", 2024, "arXiv:2403.06764", "https://arxiv.org/abs/2403.06764")  # fmt: skip
+              "Vision-Language Models (FastV)", 2024, "arXiv:2403.06764", "https://arxiv.org/abs/2403.06764",
+              ("Chen, Liang", "others"))  # fmt: skip
 LLAVOLTA = Paper("Efficient Large Multi-modal Models via Visual Context Compression (LLaVolta)", 2024,
-                 "arXiv:2406.20092", "https://arxiv.org/abs/2406.20092")  # fmt: skip
+                 "arXiv:2406.20092", "https://arxiv.org/abs/2406.20092", ("Chen, Jieneng", "others"))  # fmt: skip
 TURBO = Paper("Turbo: Informativity-Driven Acceleration Plug-In for Vision-Language Models", 2024,
-              "arXiv:2407.11717", "https://arxiv.org/abs/2407.11717")  # fmt: skip
+              "arXiv:2407.11717", "https://arxiv.org/abs/2407.11717", ("Ju, Chen", "others"))  # fmt: skip
 CLS_ATTN = Paper("An Image is Worth 16x16 Words (CLS token attention as patch importance)", 2021,
-                 "arXiv:2010.11929", "https://arxiv.org/abs/2010.11929")  # fmt: skip
+                 "arXiv:2010.11929", "https://arxiv.org/abs/2010.11929", ("Dosovitskiy, Alexey", "others"))  # fmt: skip
 
 KEEP = Param("keep", 0.25, low=0.01, high=1.0, help="fraction of image tokens that reaches the last LM layer",
              label="Kept fraction of image tokens")  # fmt: skip
