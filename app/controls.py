@@ -8,6 +8,8 @@ with its own range test. Call the builders inside a Blocks layout.
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,6 +85,18 @@ def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+_DEVIATION = re.compile(r"deviat|official code|official implementation|differs? from|unlike the (paper|official)",
+                        re.IGNORECASE)  # fmt: skip
+
+
+def _docstring_deviations(m) -> str:
+    """The paragraphs of the method function's docstring that state where it departs from the official code."""
+    doc = inspect.getdoc(m.fn) or ""
+    found = [" ".join(p.split()) for p in doc.split("\n\n") if _DEVIATION.search(p) and "---" not in p]
+    text = " ".join(found)
+    return text if len(text) <= 700 else text[:697].rsplit(" ", 1)[0] + "..."
+
+
 def method_card(family: str, names: str | Sequence[str] | None) -> str:
     """Markdown card of one or more methods: paper (title, year, link), what it computes, its parameters with the
     paper's defaults and ranges, and where this implementation deviates from the official code."""
@@ -110,7 +124,8 @@ def method_card(family: str, names: str | Sequence[str] | None) -> str:
             lines += ["", "Parameters (defaults as in the paper): " + "; ".join(rows) + "."]
         if m.control:
             lines += ["", f"Random control: `{m.control}` makes the same cut at random."]
-        lines += ["", "Deviations from the official code: " + (m.deviations or f"not recorded on the method; see docs/{family}.md.")]
+        lines += ["", "Deviations from the official code: " + (m.deviations or _docstring_deviations(m) or
+                  f"not recorded on the method; see docs/{family}.md.")]  # fmt: skip
         parts.append("\n".join(lines))
     return "\n\n---\n\n".join(parts)
 

@@ -36,10 +36,13 @@ def main() -> None:
         )
         page.goto(a.url, wait_until="load")
         page.wait_for_selector("button[role=tab]", timeout=60000)
+        page.wait_for_timeout(1500)  # the page's load events (link restore) settle before we pick a tab
         if a.tab:
             page.get_by_role("tab", name=a.tab).click()
-        for label in a.click:  # a button, or else a (sub-)tab of that name
-            target = page.get_by_role("button", name=label, exact=True)
+            page.wait_for_timeout(800)
+        for label in a.click:  # a visible button, or else a (sub-)tab of that name
+            quoted = label.replace('"', '\\"')
+            target = page.locator(f'button:visible:text-is("{quoted}")')
             if not target.count():
                 target = page.get_by_role("tab", name=label, exact=True)
             target.first.click()
