@@ -140,7 +140,7 @@ def _err_increase(st, a, b, l1):
     return inc
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # other requests run while it works
 def _saa_loop(st, samples, l1, target, live, nl, max_merges):
     """At most ``max_merges`` merges among the ``nl`` live supernodes ``live[:nl]``; returns (nl, done), done
     once the summary fits or one supernode is left. Called in chunks (progress between them); the random

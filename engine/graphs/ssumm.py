@@ -125,7 +125,7 @@ def _bitlen(x):
 _G, _LEN, _INSIDE, _UNTIL, _UNIQ = 0, 1, 2, 3, 4
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # other requests run while it works
 def _merge_step(groups, offsets, threshold, st, mode, target, dup, pos, grp, budget):
     """Merge within the candidate groups of one iteration, for at most about ``budget`` units of work (the
     neighbour-list entries the scored and merged pairs touch); returns 0 once the summary fits the target
@@ -198,7 +198,7 @@ def _merge_step(groups, offsets, threshold, st, mode, target, dup, pos, grp, bud
     return status
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _signatures(indptr, indices, parent, alive, n_hashes):
     """[S, n_hashes] min-hash shingles of the live supernodes (and their ids), one permutation per hash."""
     n = indptr.size - 1
