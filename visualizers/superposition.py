@@ -304,7 +304,10 @@ def plot_training(losses: list[float], *, warning: str = "", best_epoch: int | N
                                  marker=dict(color=ORANGE, size=11, line=dict(color=BLACK, width=1))))  # fmt: skip
     base_layout(fig, title="SAE training loss", width=width, height=height)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="MSE + lambda mean|z|", type="log", tickformat=".2~g")  # 0.05, not "50m"
+    lo, hi = (min(losses), max(losses)) if losses else (1.0, 1.0)
+    wide = lo > 0 and hi / lo > 3  # over a wide range, label only 1-2-5 ticks so the labels do not collide
+    fig.update_yaxes(title_text="MSE + lambda mean|z|", type="log", tickformat=".2~g",  # 0.05, not "50m"
+                     **({"dtick": "D2"} if wide else {}))  # fmt: skip
     fig.update_layout(legend=dict(x=0.98, xanchor="right", y=0.98), margin=dict(l=80, r=30, t=60, b=50))
     _warn(fig, "; ".join(w.split(":")[0] for w in warning.split("; ")) if warning else "", y=0.98)
     return fig
