@@ -60,20 +60,31 @@ def set_on(session: str | None, on: bool) -> None:
             _SESSIONS.popitem(last=False)
 
 
+_LAYOUT_KEYS = ("width", "height", "font", "title", "legend", "margin", "colorway", "autosize")
+_TRACE_KEYS = ("line", "marker", "colorscale", "colorbar")
+
+
+def _json(value):
+    """A layout or trace property as plain JSON (``None`` when unset)."""
+    if hasattr(value, "to_plotly_json"):
+        value = value.to_plotly_json()
+        return value or None
+    if isinstance(value, tuple):
+        return [list(v) if isinstance(v, tuple) else v for v in value]
+    return value
+
+
 def to_presentation(fig: go.Figure, caption: str | None = None) -> go.Figure:
     """Presentation layout, remembering what :func:`to_normal` needs to undo it."""
     meta = dict(fig.layout.meta) if isinstance(fig.layout.meta, dict) else {}
     if _STASH in meta:
         return fig  # already in presentation layout
     stash = {
-        "layout": {k: fig.layout[k].to_plotly_json() if hasattr(fig.layout[k], "to_plotly_json") else fig.layout[k]
-                   for k in ("width", "height", "font", "title", "legend", "margin", "colorway", "autosize")},
-        "xaxes": [ax.to_plotly_json() for ax in fig.select_xaxes()],
-        "yaxes": [ax.to_plotly_json() for ax in fig.select_yaxes()],
-        "traces": [{"line": getattr(getattr(t, "line", None), "width", None),
-                    "marker": getattr(getattr(t, "marker", None), "size", None)} for t in fig.data],
+        "layout": {k: _json(fig.layout[k]) for k in _LAYOUT_KEYS},
+        "axes": {ax.plotly_name: _json(ax) for ax in (*fig.select_xaxes(), *fig.select_yaxes())},
+        "traces": [{p: _json(t[p]) for p in _TRACE_KEYS if p in t} for t in fig.data],
         "annotations": [a.to_plotly_json() for a in fig.layout.annotations or ()],
-    }  # fmt: skip
+    }
     out = presentation(fig, caption)
     out.layout.meta = {**meta, _STASH: json.loads(json.dumps(stash, default=list))}
     return out
@@ -86,18 +97,14 @@ def to_normal(fig: go.Figure) -> go.Figure:
     if stash is None:
         return fig
     out = go.Figure(fig)
-    out.update_layout({k: v for k, v in stash["layout"].items()}, overwrite=True)
+    for k, v in stash["layout"].items():
+        out.layout[k] = v
     out.layout.annotations = [a for a in stash["annotations"] if a.get("name") != CAPTION_NAME]
-    for ax, saved in zip(out.select_xaxes(), stash["xaxes"], strict=False):
-        ax.update(saved, overwrite=True)
-    for ax, saved in zip(out.select_yaxes(), stash["yaxes"], strict=False):
-        ax.update(saved, overwrite=True)
+    for name, saved in stash["axes"].items():
+        out.layout[name] = saved
     for t, saved in zip(out.data, stash["traces"], strict=False):
-        if saved.get("line") is not None or hasattr(t, "line"):
-            if hasattr(t, "line"):
-                t.line.width = saved.get("line")
-        if hasattr(t, "marker") and not isinstance(t.marker.size, list | tuple):
-            t.marker.size = saved.get("marker")
+        for p, v in saved.items():
+            t[p] = v
     out.layout.meta = meta or None
     return out
 

@@ -27,6 +27,31 @@ BROWSER_SETTINGS = {"width": PRESENT_WIDTH, "height": PRESENT_HEIGHT, "font": PR
                     "title": 26, "line": MIN_LINE_WIDTH}  # fmt: skip
 
 
+def _is_rainbow(scale) -> bool:
+    """Whether a trace's colour scale (plotly stores named scales expanded) is one of the rainbow scales."""
+    if scale is None:
+        return False
+    if isinstance(scale, str):
+        return scale.lower().removesuffix("_r") in _RAINBOWS
+    expanded = tuple((float(a), str(b).replace(" ", "").lower()) for a, b in scale)
+    return expanded in _rainbow_scales()
+
+
+def _rainbow_scales() -> set:
+    if not _RAINBOW_CACHE:
+        for name in _RAINBOWS:
+            for variant in (name, name + "_r"):
+                try:
+                    sc = go.Heatmap(colorscale=variant).colorscale
+                except ValueError:
+                    continue
+                _RAINBOW_CACHE.add(tuple((float(a), str(b).replace(" ", "").lower()) for a, b in sc))
+    return _RAINBOW_CACHE
+
+
+_RAINBOW_CACHE: set = set()
+
+
 def plain(markdown: str) -> str:
     """Caption markdown as plain text (bold, code and link syntax removed)."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown or "")
@@ -65,11 +90,8 @@ def presentation(fig: go.Figure, caption: str | None = None) -> go.Figure:
             size = trace.marker.size
             if size is None or isinstance(size, int | float):
                 trace.marker.size = max(size or 6, MIN_MARKER_SIZE)
-        if kind in ("heatmap", "contour", "surface"):
-            scale = trace.colorscale
-            name = scale if isinstance(scale, str) else None
-            if name is not None and name.lower().removesuffix("_r") in _RAINBOWS:
-                trace.colorscale = HEATMAP_SCALE
+        if kind in ("heatmap", "contour", "surface") and _is_rainbow(trace.colorscale):
+            trace.colorscale = HEATMAP_SCALE
             if getattr(trace, "colorbar", None) is not None:
                 trace.colorbar.tickfont.size = 18
     if lines:
