@@ -8,6 +8,7 @@ import logging
 import os
 import pkgutil
 import threading
+import time
 from types import ModuleType
 
 import gradio as gr
@@ -39,7 +40,7 @@ def tab_modules() -> list[ModuleType]:
 
 
 def build_app() -> gr.Blocks:
-    from app import examples, links, presentation
+    from app import bundle, examples, links, presentation
 
     # delete_cache: uploads and generated downloads are removed after an hour (checked every 30 minutes),
     # so a public Space's temp folders stay bounded and old files cannot be fetched for ever.
@@ -60,11 +61,14 @@ def build_app() -> gr.Blocks:
                     examples.add_examples_row(tab_id, tab)
                     mod.build_tab()
                     links.add_link_row(tab_id, tab)
+                    if tab_id != "overview":
+                        bundle.add_bundle_row(tab)
                 tab.select(None, None, None, js=f"() => ({links.TAB_JS})('{tab_id}')", queue=False)
                 tabs[tab_id] = tab
         presentation.wire(demo, present)
         links.wire_restore(demo, tabs_component, tabs, notice)
         examples.wire_examples(demo, tabs)
+        bundle.wire_bundles(demo, tabs)
     return demo
 
 
@@ -78,6 +82,28 @@ def _warmup() -> None:
                 logging.getLogger("redex.app").warning("warm-up of %s failed: %s", mod.__name__, e)
 
 
+def _patient_self_check() -> None:
+    """Gradio's launch checks that its own page answers (HEAD, 3 s timeout, giving up on the first timeout) and
+    exits when it does not. On a loaded 2-core machine the first page can take longer, and the app would quit
+    at start; allow up to a minute instead (the check stays: an app that never answers still fails)."""
+    import httpx
+    from gradio import networking
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.head(url, timeout=15, verify=False)
+                if r.status_code in (200, 401, 301, 302, 303, 307, 308):
+                    return True
+            except (httpx.ConnectError, httpx.TimeoutException):
+                pass
+            time.sleep(0.5)
+        return False
+
+    networking.url_ok = url_ok
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Launch the Redundancy Explorer web app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -86,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     demo = build_app()
+    _patient_self_check()
     if not args.no_warmup:
         threading.Thread(target=_warmup, daemon=True).start()
     # Cheap events run LIMITS.workers at once per event; heavy work inside a handler takes one of

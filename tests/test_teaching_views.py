@@ -86,3 +86,37 @@ def test_presentation_is_undone_exactly():
     original = _figure()
     back = presentation.to_normal(presentation.to_presentation(go.Figure(original), "caption"))
     assert back.to_plotly_json() == original.to_plotly_json()
+
+
+def test_a_tabs_bundle_reproduces_its_numbers(built, capsys):
+    """The Download bundle of the graphs tab's default view: figures as PNG + SVG, the data, config.json and
+    CITATION.bib; `redex reproduce` reruns the view from the config and gets the same numbers."""
+    import json
+    import zipfile
+
+    import gradio as gr
+
+    from app.cli import main
+
+    demo, tabs = built
+    tab = tabs["graphs"]
+    action = find_action(demo, tab, None)
+    by_id = dict(
+        zip([c._id for c in action.outputs], action.fn(*[c.value for c in action.inputs]), strict=True)
+    )
+    btn, _ = tab._redex_bundle_row
+    dep = next(fn for fn in demo.fns.values() if any(t[0] == btn._id for t in fn.targets))
+    values = []
+    for c in dep.inputs:
+        v = by_id.get(c._id, c.value)
+        values.append(c.postprocess(v) if isinstance(c, gr.Plot) and v is not None else v)
+    z = zipfile.ZipFile(dep.fn(*values))
+    names = z.namelist()
+    assert sum(n.endswith(".png") for n in names) == 2 and sum(n.endswith(".svg") for n in names) == 2
+    assert {"config.json", "CITATION.bib"} <= set(names) and any(n.endswith("_summary.json") for n in names)
+    config = json.loads(z.read("config.json"))
+    assert config["tab"] == "graphs" and config["methods"] == ["ssumm"] and config["action"] == "Apply"
+    assert "SSumM" in z.read("CITATION.bib").decode()
+    assert main(["reproduce", z.filename, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["match"] is True and out["numbers_compared"] > 20, out

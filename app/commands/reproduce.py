@@ -46,9 +46,12 @@ def _load(source: Path, workdir: Path) -> tuple[dict[str, Any], dict[str, Any] |
             if "config.json" not in names:
                 raise ValueError(f"{source.name} holds no config.json: not an export bundle")
             config = json.loads(z.read("config.json"))
-            original = (
-                json.loads(z.read(config["result_file"])) if config.get("result_file") in names else None
-            )
+            if "tab" in config:  # a tab's bundle: every result JSON it holds, by file name
+                original = {n: json.loads(z.read(n)) for n in config.get("result_files", []) if n in names}
+            elif config.get("result_file") in names:
+                original = json.loads(z.read(config["result_file"]))
+            else:
+                original = None
             for n in names:
                 if n.startswith("inputs/") and not n.endswith("/") and ".." not in n:
                     target = workdir / "inputs" / Path(n).name
@@ -56,7 +59,7 @@ def _load(source: Path, workdir: Path) -> tuple[dict[str, Any], dict[str, Any] |
                     target.write_bytes(z.read(n))
         return config, original
     config = json.loads(source.read_text())
-    if "command" not in config or "argv" not in config:
+    if "tab" not in config and ("command" not in config or "argv" not in config):
         raise ValueError(f"{source.name} is not a redex config (no command/argv)")
     return config, None
 
@@ -97,12 +100,61 @@ def compare(want: Any, got: Any, tol: float, path: str = "") -> tuple[int, int, 
     return 1, 0, [] if ok else [f"{path}: {want!r} vs {got!r}"]
 
 
+def _rerun_tab(config: dict[str, Any]) -> dict[str, Any]:
+    """Recompute a tab's view as its Examples/link machinery does: set the inputs, run the button's handler;
+    return {file name: JSON} of the result files the handler writes."""
+    from app.examples import find_action
+    from app.links import restore
+    from app.main import build_app
+
+    demo = build_app()
+    tabs = {b.id: b for b in demo.blocks.values() if hasattr(b, "_redex_link_inputs")}
+    if config["tab"] not in tabs:
+        raise ValueError(f"this app has no tab {config['tab']!r}")
+    inputs = {t: tab._redex_link_inputs for t, tab in tabs.items()}
+    tab_id, values, note = restore({"tab": config["tab"], **config.get("inputs", {})}, inputs)
+    if note:
+        raise ValueError(f"the config's inputs do not fit this app: {note}")
+    action = find_action(demo, tabs[tab_id], config.get("action"))
+    result = action.fn(*[values.get(c, c.value) for c in action.inputs])
+    outs = list(result) if isinstance(result, tuple | list) and len(action.outputs) > 1 else [result]
+    import gradio as gr
+
+    from app.bundle import _paths
+
+    found = {}
+    for comp, value in zip(action.outputs, outs, strict=False):
+        if isinstance(comp, gr.File) and value:
+            for p in _paths(value):
+                if p.suffix.lower() == ".json":
+                    found[p.name] = json.loads(p.read_text())
+    return found
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from app.cli import build_parser
     from engine.results import Result, to_jsonable
 
     with tempfile.TemporaryDirectory(prefix="redex-reproduce-") as tmp:
         config, original = _load(Path(args.source), Path(tmp))
+        if "tab" in config:
+            got_files = _rerun_tab(config)
+            report = {"tab": config["tab"], "link": config.get("link"), "config_versions": config.get("versions"),
+                      "config_backend": config.get("backend")}  # fmt: skip
+            if not original:
+                report.update(match=None, note="nothing to compare with", result=got_files)
+                return report
+            n = skipped = 0
+            bad: list[str] = []
+            for name, want in original.items():
+                if name not in got_files:
+                    bad.append(f"{name}: not written by the recomputation")
+                    continue
+                a, b, c = compare(want, got_files[name], args.tolerance, name)
+                n, skipped, bad = n + a, skipped + b, bad + c
+            report.update(match=not bad and n > 0, numbers_compared=n, keys_skipped=skipped,
+                          files_compared=sorted(original), mismatches=bad[:20])  # fmt: skip
+            return report
         argv = [a.replace("{inputs}", str(Path(tmp) / "inputs")) for a in config["argv"]]
         ns = build_parser().parse_args([config["command"], *argv, "--json"])
         if ns._module is None or ns._module.NAME == NAME:
