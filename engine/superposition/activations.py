@@ -196,11 +196,16 @@ def _ticking(blocks: Sequence[nn.Module], tick: Callable[[int], None] | None) ->
 
 
 def _forward(model: nn.Module, ids: torch.Tensor) -> None:
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, attention_mask=torch.ones_like(ids))
-    except _StopForward:
-        pass
+    """One forward pass holding the cached model's lock (engine.models.using): a layer drop in another request
+    swaps the model's sublayers out and back under that lock, so a capture never sees a half-dropped model."""
+    from engine.models import using
+
+    with using(model):
+        try:
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        except _StopForward:
+            pass
 
 
 # -- collecting over a corpus -------------------------------------------------------------------------------
