@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 ABNAR_PAPER = Paper("Quantifying Attention Flow in Transformers", 2020, "arXiv:2005.00928",
-                    "https://arxiv.org/abs/2005.00928")  # fmt: skip
+                    "https://arxiv.org/abs/2005.00928", ("Abnar, Samira", "Zuidema, Willem"))  # fmt: skip
 _SCALE = 1_000_000  # capacity resolution of the integer max-flow
 
 # The family's parameters, declared once: each method takes the ones it uses, and FLOW_PARAMS (display order) is

@@ -67,9 +67,10 @@ LIGHTGAUSSIAN = Paper(
     2023,
     "arXiv:2311.17245",
     "https://github.com/VITA-Group/LightGaussian",
+    ("Fan, Zhiwen", "others"),
 )
 OMG = Paper("Optimized Minimal 3D Gaussian Splatting (OMG)", 2025, "arXiv:2503.16924",
-            "https://github.com/maincold2/OMG")  # fmt: skip
+            "https://github.com/maincold2/OMG", ("Lee, Joo Chan", "others"))  # fmt: skip
 KEEP = Param("keep", 0.34, low=0.01, high=1.0, help="fraction of Gaussians kept", label="keep fraction")
 """The kept fraction every method takes (OMG's own ``keep`` adds 0 = "use the tau rule")."""
 _SCORED = {

@@ -63,12 +63,19 @@ __all__ = [
     "LEVELS",
 ]
 
-ELHAGE = Paper("Toy Models of Superposition", 2022, "arXiv:2209.10652", "https://arxiv.org/abs/2209.10652")
+ELHAGE = Paper(
+    "Toy Models of Superposition",
+    2022,
+    "arXiv:2209.10652",
+    "https://arxiv.org/abs/2209.10652",
+    ("Elhage, Nelson", "others"),
+)
 BERESKA = Paper(
     "Superposition as Lossy Compression: Measure with Sparse Autoencoders and Connect to Adversarial Vulnerability",
     2025,
     "Bereska et al., Dec 2025",
     "https://github.com/leonardbereska/superposition-measurement",
+    ("Bereska, Leonard", "others"),
 )
 
 DEFAULT_SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
