@@ -40,7 +40,11 @@ from engine.registry import Paper, Param, register
 __all__ = ["random_merge", "saa_gs", "GRASS_PAPER"]
 
 GRASS_PAPER = Paper(
-    "GraSS: Graph Structure Summarization", 2010, "SDM 2010", "https://doi.org/10.1137/1.9781611972801.40"
+    "GraSS: Graph Structure Summarization",
+    2010,
+    "SDM 2010",
+    "https://doi.org/10.1137/1.9781611972801.40",
+    ("LeFevre, Kristen", "Terzi, Evimaria"),
 )
 
 

@@ -67,6 +67,7 @@ SSUMM_PAPER = Paper(
     2020,
     "KDD 2020",
     "https://doi.org/10.1145/3394486.3403057",
+    ("Lee, Kyuhan", "Jo, Hyeonsoo", "Ko, Jihoon", "Lim, Sungsu", "Shin, Kijung"),
 )
 GROUP_MAX = 500  # the official divThreshold
 
