@@ -9,7 +9,6 @@ with its own range test. Call the builders inside a Blocks layout.
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,58 +29,6 @@ def _step(p: Param) -> float:
     return float(f"{span / 100:.1g}") or 0.01
 
 
-def _checked_number(comp, payload: Any, *, whole: bool) -> float | None:
-    """A number sent by the browser or the API, or a gr.Error that names the control and what is wrong."""
-    name = comp.label or "value"
-    if payload is None:
-        return None
-    if isinstance(payload, bool) or not isinstance(payload, int | float | str):
-        raise gr.Error(f"{name}: expected a number, got {type(payload).__name__}")
-    try:
-        x = float(payload)
-    except ValueError:
-        raise gr.Error(f"{name}: expected a number, got {str(payload)[:40]!r}") from None
-    if not math.isfinite(x):
-        raise gr.Error(f"{name}: must be a finite number, got {x}")
-    if whole and not x.is_integer():
-        raise gr.Error(f"{name}: must be a whole number, got {x:g}")
-    low, high = comp.minimum, comp.maximum
-    if low is not None and x < low:
-        raise gr.Error(f"{name}: {x:g} is less than minimum value {low:g}")
-    if high is not None and x > high:
-        raise gr.Error(f"{name}: {x:g} is greater than maximum value {high:g}")
-    return int(x) if whole else x
-
-
-def _check_slider(comp: gr.Slider) -> gr.Slider:
-    """Give a slider's preprocess the checks of :func:`_checked_number` (set on the instance: a subclass would
-    make Gradio write a .pyi stub next to this file)."""
-    plain = comp.preprocess
-    step = float(comp.step or 1)
-    whole = step.is_integer() and float(comp.minimum or 0).is_integer()
-
-    def preprocess(payload: Any) -> float:
-        x = _checked_number(comp, payload, whole=whole)
-        if x is None:
-            raise gr.Error(f"{comp.label or 'value'}: a number is required")
-        return plain(x)
-
-    comp.preprocess = preprocess
-    return comp
-
-
-def _check_number(comp: gr.Number) -> gr.Number:
-    """The same for a number field (a fractional value for a whole number is refused, not rounded)."""
-    plain = comp.preprocess
-
-    def preprocess(payload: Any) -> float | int | None:
-        x = _checked_number(comp, payload, whole=comp.precision == 0)
-        return None if x is None else plain(x)
-
-    comp.preprocess = preprocess
-    return comp
-
-
 def control(
     p: Param, *, value: Any = None, label: str | None = None, **kwargs: Any
 ) -> gr.components.Component:
@@ -96,11 +43,10 @@ def control(
         return gr.Dropdown(list(p.choices), value=value, label=label, info=info, **kwargs)
     if p.kind in ("int", "float"):
         if p.low is not None and p.high is not None:
-            return _check_slider(gr.Slider(p.low, p.high, value=value, step=_step(p), label=label, info=info,
-                                           **kwargs))  # fmt: skip
+            return gr.Slider(p.low, p.high, value=value, step=_step(p), label=label, info=info, **kwargs)
         extra = {"precision": 0} if p.kind == "int" else {}
-        return _check_number(
-            gr.Number(value=value, minimum=p.low, maximum=p.high, label=label, info=info, **extra, **kwargs)
+        return gr.Number(
+            value=value, minimum=p.low, maximum=p.high, label=label, info=info, **extra, **kwargs
         )
     return gr.Textbox(value=value, label=label, info=info, **kwargs)
 

@@ -121,7 +121,7 @@ def add_examples_row(tab_id: str, tab) -> None:
         tab._redex_examples = []
         return
     with gr.Row(equal_height=True):
-        gr.Markdown("**Examples**", elem_classes="caption")
+        gr.Markdown("**Examples**", elem_classes="examples-label")
         tab._redex_examples = [(e, gr.Button(e.name, size="sm")) for e in found]
 
 

@@ -60,7 +60,7 @@ def actions() -> list[Action]:
         Action("graph karate", "/graph_summarize", "cheap"),
         Action("tokens default", "/tokens_prune", "cheap"),
         Action("flow default", "/flow_apply", "cheap"),
-        Action("superposition toy", "/superposition_toy", "cheap"),
+        Action("superposition default (shipped)", "/superposition_measure", "cheap"),
         Action("layer scan default", "/layers_scan", "cheap", lambda i: dict(scan, samples=8, seq_len=256)),
         Action(
             "layer scan (new sizes)",
@@ -68,8 +68,24 @@ def actions() -> list[Action]:
             "heavy",
             lambda i: dict(scan, samples=4 + i % 13, seq_len=(64, 128, 192)[i % 3]),
         ),  # fmt: skip
-        Action("splats default", "/splats_apply", "heavy"),
-        Action("superposition measure", "/superposition_measure", "heavy"),
+        Action(
+            "graph SBM 60k edges (new seed)",
+            "/graph_summarize",
+            "heavy",
+            lambda i: dict(source="Generator", generator="sbm", gen_edges=60_000, gen_seed=1 + i),
+        ),  # fmt: skip
+        Action(
+            "splats (new keep fraction)",
+            "/splats_apply",
+            "heavy",
+            lambda i: dict(keep=round(0.2 + (i % 11) * 0.05, 2)),
+        ),  # fmt: skip
+        Action(
+            "toy superposition (new size)",
+            "/superposition_toy",
+            "heavy",
+            lambda i: dict(n_hidden=3 + i % 5, steps=1000 + 10 * (i % 50)),
+        ),  # fmt: skip
     ]
 
 

@@ -33,7 +33,6 @@ and writing them in SAELens' on-disk format is :mod:`.saelens_io`.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -192,30 +191,20 @@ def train_sae(
     return train_sae_stack(acts[None], config, seed=seed, device=device, progress=progress)[0]
 
 
-_THREADS_LOCK = threading.Lock()
-_THREADS_STATE = {"users": 0, "saved": 0}  # requests inside torch_threads now; the thread count before them
-
-
 @contextmanager
 def torch_threads(n: int):
     """Run a block with ``n`` torch threads. Small-tensor loops (toy models, narrow SAEs) run several times
     faster on one thread than on two busy ones, where OpenMP's barrier waits dominate each tiny kernel.
 
-    The thread count is global to the process, and requests run concurrently: the first request in saves the
-    count, only the last one out restores it (two overlapping blocks restoring in the wrong order would
-    otherwise leave the whole server on one thread). While blocks overlap, the smallest ``n`` holds."""
-    with _THREADS_LOCK:
-        if _THREADS_STATE["users"] == 0:
-            _THREADS_STATE["saved"] = torch.get_num_threads()
-        _THREADS_STATE["users"] += 1
-        torch.set_num_threads(max(1, min(n, torch.get_num_threads())))
+    With torch's OpenMP backend the count is per calling thread (``omp_set_num_threads`` sets the calling
+    thread's value), so each block saves and restores its own thread's count: concurrent requests on other
+    threads are not affected, and overlapping blocks cannot leave another thread on one thread."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, saved)))
     try:
         yield
     finally:
-        with _THREADS_LOCK:
-            _THREADS_STATE["users"] -= 1
-            if _THREADS_STATE["users"] == 0:
-                torch.set_num_threads(_THREADS_STATE["saved"])
+        torch.set_num_threads(saved)
 
 
 def train_sae_stack(
