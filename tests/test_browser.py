@@ -37,7 +37,7 @@ def page(app_url):
         page.external_requests = external
         page.goto(app_url, wait_until="load")
         page.wait_for_selector("button[role=tab]", timeout=60_000)
-        page.wait_for_load_state("networkidle")  # the page's load events (link restore) have answered
+        page.wait_for_timeout(1500)  # the page's load events (link restore) answer first
         yield page
         browser.close()
 
