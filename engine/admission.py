@@ -13,6 +13,7 @@ request time limit, which unwinds the job and frees its slot.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,9 +102,15 @@ def heavy_slot(what: str, *, expect_s: float = 60.0, progress: Progress | None =
     with _RUNNING_LOCK:
         _RUNNING[token] = _Job(what, time.monotonic(), expect_s)
     _HELD.depth = 1
+    torch = sys.modules.get("torch")  # a heavy job's torch threads are capped, so cheap work keeps a core
+    saved_threads = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(max(1, min(LIMITS.heavy_threads, saved_threads)))
     try:
         yield
     finally:
+        if torch is not None:
+            torch.set_num_threads(saved_threads)
         _HELD.depth = 0
         with _RUNNING_LOCK:
             _RUNNING.pop(token, None)

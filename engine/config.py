@@ -39,7 +39,11 @@ class Limits:
     # serving
     max_queue: int = 64  # requests waiting in the app's queue; more are refused at once with a message
     workers: int = 8  # events of one kind served at once (cheap work: drawing, cached results, small inputs)
-    heavy_workers: int = 2  # heavy jobs (training, full scans, renders, big graphs) running at once
+    # heavy jobs (training, full scans, renders, big graphs) running at once: half the cores, so cheap work
+    # keeps a core (on the 2-core Space: one heavy job, on one torch thread, and one core for everyone else)
+    heavy_workers: int = max(1, (os.cpu_count() or 2) // 2)
+    heavy_threads: int = max(1, ((os.cpu_count() or 2) - 1) // max(1, (os.cpu_count() or 2) // 2))  # torch
+    # threads of a heavy job
     heavy_wait_s: float = 120.0  # a heavy job waits this long for a slot, then gets "busy, try again"
     request_time_s: float = 600.0  # a job running longer is stopped with a message (0 = no limit)
     max_request_bytes: int = 8_000_000_000  # memory one request may plan to use
