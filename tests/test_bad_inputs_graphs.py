@@ -222,9 +222,9 @@ def test_bad_numbers(client, kw, words):
         ("graph_seed", float("nan"), ["graph seed must be a whole number"]),
         ("seed", float("nan"), ["seed must be a whole number"]),
         ("budget", float("nan"), ["budget", "nan"]),
-        ("budget", float("inf"), ["budget", "inf"]),
+        ("budget", float("inf"), ["greater than maximum value 1", "inf"]),
         ("iterations", float("nan"), ["iterations", "nan"]),
-        ("hashes", float("-inf"), ["min-hash functions", "-inf"]),
+        ("hashes", float("-inf"), ["less than minimum value 1", "-inf"]),
     ],
 )
 def test_nan_and_infinity_sent_as_raw_json(client, app_url, field, value, words):

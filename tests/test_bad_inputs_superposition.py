@@ -169,8 +169,8 @@ MEASURE_ARGS = ["smollm2", False, 15, SITE, DEFAULT_SOURCE, "", None, 4, 1.0, 20
         (2, float("nan"), ["layer", "whole number"]),
         (2, float("inf"), ["layer"]),
         (8, float("nan"), ["l1", "nan"]),
-        (8, float("inf"), ["l1", "inf"]),
-        (10, float("nan"), ["max epochs", "nan"]),
+        (8, float("inf"), ["greater than maximum value 10", "inf"]),
+        (10, float("nan"), ["max_epochs", "nan"]),
     ],
 )
 def test_nan_and_inf_numbers(app_url, client, index, value, words):
@@ -189,7 +189,7 @@ def test_nan_and_inf_numbers(app_url, client, index, value, words):
         ({"layer": 1e12}, ["layer"]),
         ({"l1": -0.5}, ["-0.5", "minimum"]),  # the slider's own check (app/controls.py) names value and bound
         ({"expansion": 0}, ["0", "minimum value 1"]),
-        ({"max_acts": 300.5}, ["whole number", "300.5"]),
+        ({"max_acts": 300.5}, ["max_activations", "must be int", "300.5"]),
         ({"max_acts": 10**9}, ["maximum value 20000"]),
         ({"max_epochs": 0}, ["minimum value 1"]),
         ({"max_epochs": -3}, ["-3", "minimum"]),
@@ -202,9 +202,9 @@ def test_bad_numbers(client, kw, words):
 def test_bad_numbers_other_views(app_url, client):
     _refused(lambda: client.predict(8, 3, "nan", 300, 1.0, 4, api_name="/superposition_toy"), "sparsit")
     _refused(lambda: client.predict(8, 3, "0.5", 150.5, 1.0, 4, api_name="/superposition_toy"), "steps")
-    assert "features n" in _raw(app_url, "superposition_toy", [float("nan"), 3, "0.5", 300, 1.0, 4])
+    assert "n_features" in _raw(app_url, "superposition_toy", [float("nan"), 3, "0.5", 300, 1.0, 4])
     args = ["smollm2", 5, SITE, 1.0, 4, "smollm2", 25, SITE, 1.0, 4]
-    assert "max epochs" in _raw(app_url, "superposition_compare", [*args, 2048, float("nan")])
+    assert "max_epochs" in _raw(app_url, "superposition_compare", [*args, 2048, float("nan")])
     bad = list(args)
     bad[1] = -2
     _refused(lambda: client.predict(*bad, 2048, 300, api_name="/superposition_compare"), "layer a")
