@@ -103,10 +103,20 @@ def citations(family: str, methods: Iterable[str]) -> str:
     return "\n".join(entries)
 
 
+def _write_figure(z: zipfile.ZipFile, base: str, fig: Any) -> None:
+    """``<base>.png`` (2x) and ``<base>.svg`` of a figure into the zip; a render failure leaves the data."""
+    from visualizers.style import figure_png, figure_svg
+
+    for ext, render in (("png", lambda f: figure_png(f, scale=2.0)), ("svg", figure_svg)):
+        try:
+            z.writestr(f"{base}.{ext}", render(fig))
+        except Exception as e:  # noqa: BLE001 - figures need chromium; the data still goes in
+            log.warning("%s export of %s failed: %s", ext.upper(), base, e)
+
+
 def write_bundle(folder: Path, stem: str, view: View, files: Iterable[str], figures: Mapping[str, Any],
                  *, result_file: str | None = None) -> Path:  # fmt: skip
     """Write ``<stem>_bundle.zip`` in ``folder`` from the files already exported and the figures."""
-    from visualizers.style import figure_png, figure_svg
 
     path = folder / f"{stem}_bundle.zip"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -114,11 +124,7 @@ def write_bundle(folder: Path, stem: str, view: View, files: Iterable[str], figu
             if fig is None:
                 continue
             base = name.removesuffix(".png")
-            for ext, render in (("png", lambda f: figure_png(f, scale=2.0)), ("svg", figure_svg)):
-                try:
-                    z.writestr(f"{base}.{ext}", render(fig))
-                except Exception as e:  # noqa: BLE001 - figures need chromium; the data still goes in
-                    log.warning("%s export of %s failed: %s", ext.upper(), base, e)
+            _write_figure(z, base, fig)
         for f in files:
             p = Path(f)
             if p.suffix.lower() != ".png" and p.exists():  # the 1x PNGs are replaced by the 2x ones above
@@ -182,7 +188,6 @@ def tab_bundle(tab_id: str, carried: Mapping[str, Any], values: list[Any], figur
     from app.figures import fixed
     from app.links import _encode
     from engine.registry import names
-    from visualizers.style import figure_png, figure_svg
 
     inputs = {k: _encode(v) for (k, _), v in zip(carried.items(), values, strict=True) if v is not None}
     known = set(names(tab_id)) if tab_id in _families() else set()
@@ -201,11 +206,7 @@ def tab_bundle(tab_id: str, carried: Mapping[str, Any], values: list[Any], figur
             fig = fixed(pio.from_json(raw, skip_invalid=True))
             title = (fig.layout.title.text or f"figure {i}") if fig.layout.title else f"figure {i}"
             base = f"{i:02d}-" + "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:50]
-            for ext, render in (("png", lambda f: figure_png(f, scale=2.0)), ("svg", figure_svg)):
-                try:
-                    z.writestr(f"{base}.{ext}", render(fig))
-                except Exception as e:  # noqa: BLE001 - figures need chromium; the data still goes in
-                    log.warning("%s export of %s failed: %s", ext.upper(), base, e)
+            _write_figure(z, base, fig)
         for f in files:
             if f.suffix.lower() != ".zip":
                 z.write(f, f.name)

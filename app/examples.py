@@ -79,16 +79,10 @@ def examples_for(tab: str) -> list[Example]:
     return [e for e in EXAMPLES if e.tab == tab]
 
 
-def _walk(block) -> list:
-    out = []
-    for child in getattr(block, "children", []) or []:
-        out.append(child)
-        out.extend(_walk(child))
-    return out
-
-
 def find_action(demo, tab, label: str | None):
     """The BlockFunction that a click on the button ``label`` of ``tab`` runs (default: its first primary)."""
+    from app.links import _walk
+
     buttons = [b for b in _walk(tab) if isinstance(b, gr.Button)]
     if label is None:
         chosen = next((b for b in buttons if b.variant == "primary"), None)
